@@ -1,0 +1,1 @@
+"""Small helpers shared by several keras_seg packages."""
