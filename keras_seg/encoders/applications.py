@@ -1,0 +1,346 @@
+"""Encoders from ``keras.applications``: each family with its preprocessing and feature table.
+
+``ApplicationEncoder("resnet50", weights="imagenet", in_channels=3, output_stride=32)``
+builds the classification network without its top, finds the feature of each
+stride, and returns a functional model ``RGB in [0, 255] -> {"P1": ..., "P5": ...}``
+with the family's ``preprocess_input`` done by an :class:`ImagePreprocessing` layer
+inside the graph.
+
+The feature table of a family is derived from its graph rather than typed by
+hand: every layer's nominal stride is the product of the ``strides`` of the
+layers before it, and the feature at stride ``s`` is the last layer whose output
+has stride ``s`` (e.g. ResNet50: ``conv1_relu``, ``conv2_block3_out``, ...,
+``conv5_block3_out``; MobileNetV2: ``block_1_expand_relu``, ...,
+``out_relu``). A family whose natural feature differs names it in ``features``
+(ResNetV2 downsamples at the *end* of a stage, so its stage outputs are the next
+block's ``preact_relu``). ``tests/test_encoders.py`` prints and checks the table
+of every family.
+
+``output_stride`` 16 or 8 replaces the strides after that point by dilations
+(the "atrous" trick of DeepLab): stride-2 layers become stride 1, later kernels
+get dilation ``s / output_stride``, padding layers in front of them become
+"same" padding, and every weight keeps its shape, so ImageNet weights load
+unchanged.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_seg.encoders.base import Encoder, level_key
+from keras_seg.layers.preprocessing import ImagePreprocessing
+from keras_seg.utils import naming
+
+_A = "keras.applications"
+
+
+def _resnetv2(blocks):
+    b2, b3, b4 = blocks
+    return {
+        4: f"conv2_block{b2}_preact_relu",
+        8: f"conv3_block{b3}_preact_relu",
+        16: f"conv4_block{b4}_preact_relu",
+    }
+
+
+# name: (keras.applications constructor, preprocessing mode, extra kwargs, feature overrides {stride: layer})
+FAMILIES = {
+    "vgg16": ("VGG16", "caffe", {}, {}),
+    "vgg19": ("VGG19", "caffe", {}, {}),
+    "resnet50": ("ResNet50", "caffe", {}, {}),
+    "resnet101": ("ResNet101", "caffe", {}, {}),
+    "resnet152": ("ResNet152", "caffe", {}, {}),
+    "resnet50v2": ("ResNet50V2", "tf", {}, _resnetv2((3, 4, 6))),
+    "resnet101v2": ("ResNet101V2", "tf", {}, _resnetv2((3, 4, 23))),
+    "resnet152v2": ("ResNet152V2", "tf", {}, _resnetv2((3, 8, 36))),
+    "mobilenetv2": ("MobileNetV2", "tf", {}, {}),
+    "mobilenetv3small": ("MobileNetV3Small", "none", {}, {}),
+    "mobilenetv3large": ("MobileNetV3Large", "none", {}, {}),
+    **{f"efficientnetb{i}": (f"EfficientNetB{i}", "none", {}, {}) for i in range(8)},
+    **{f"efficientnetv2b{i}": (f"EfficientNetV2B{i}", "none", {}, {}) for i in range(4)},
+    "efficientnetv2s": ("EfficientNetV2S", "none", {}, {}),
+    "convnexttiny": ("ConvNeXtTiny", "none", {}, {}),
+    "convnextsmall": ("ConvNeXtSmall", "none", {}, {}),
+    "convnextbase": ("ConvNeXtBase", "none", {}, {}),
+    "densenet121": ("DenseNet121", "torch", {}, {}),
+    "xception": ("Xception", "tf", {}, {}),
+}
+
+OUTPUT_STRIDES = (8, 16, 32)
+_STRIDED = (
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+)
+_KERNEL = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+_GLOBAL = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
+
+def list_encoders():
+    """Names accepted by ``encoder=`` (besides a model object)."""
+    return sorted(FAMILIES)
+
+
+def _unknown(name):
+    return ValueError(
+        f"Unknown encoder {name!r}. Available: {', '.join(list_encoders())}; "
+        "or pass a keras.Model with pyramid outputs as encoder=."
+    )
+
+
+# ----------------------------------------------------------------------------- graph analysis
+
+
+def _io(layer):
+    """The layer's input tensors (a list) and output tensor in the graph that calls it.
+
+    Read from its call node: for a nested model ``layer.output`` is the output of
+    the model's *own* graph, not of the call in the enclosing one.
+    """
+    node = layer._inbound_nodes[0]
+    return list(node.input_tensors), node.output_tensors[0]
+
+
+def _stride_of(layer):
+    if isinstance(layer, keras.Model):  # nested blocks (ConvNeXt's stem and downsampling layers)
+        return int(np.prod([_stride_of(sub) for sub in layer.layers]))
+    strides = getattr(layer, "strides", 1) if isinstance(layer, _STRIDED) else 1
+    return int(strides[0] if isinstance(strides, (list, tuple)) else strides)
+
+
+def _topological(model):
+    """The model's layers, inputs first (``model.layers`` is not always in graph order)."""
+    ordered = []
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.operation not in ordered:
+                ordered.append(node.operation)
+    return ordered
+
+
+def analyse(model):
+    """Nominal input stride of every layer, and each tensor's consumers.
+
+    Returns ``(s_in, s_out, consumers)``: dicts keyed by layer name giving the
+    stride of the layer's (first) input and of its output, ``None`` for
+    globally pooled tensors (squeeze-excitation branches), and a dict
+    ``id(tensor) -> [layers]``.
+    """
+    stride_by_tensor, s_in, s_out, consumers = {}, {}, {}, {}
+    for layer in _topological(model):
+        ins, output = _io(layer)
+        if isinstance(layer, keras.layers.InputLayer):
+            stride_by_tensor[id(output)] = 1
+            s_out[layer.name] = 1
+            continue
+        for t in ins:
+            consumers.setdefault(id(t), []).append(layer)
+        first = stride_by_tensor.get(id(ins[0]))
+        s_in[layer.name] = first
+        if first is None or isinstance(layer, _GLOBAL):
+            out = None
+        else:
+            out = first * _stride_of(layer)
+        s_out[layer.name] = out
+        stride_by_tensor[id(output)] = out
+    return s_in, s_out, consumers
+
+
+def feature_layers(model, overrides=None):
+    """``{stride: layer_name}``: the last layer at each stride (1 only for a conv), plus overrides.
+
+    Padding layers do not count (they belong to the next, strided layer).
+    """
+    _, s_out, _ = analyse(model)
+    table = {}
+    for layer in _topological(model):
+        stride = s_out.get(layer.name)
+        if stride is None or stride > 32 or len(_io(layer)[1].shape) != 4:
+            continue
+        if isinstance(layer, keras.layers.ZeroPadding2D):  # the next stage's padding, not a feature
+            continue
+        table[stride] = layer
+    found = {s: layer.name for s, layer in table.items() if s > 1 or isinstance(layer, keras.layers.Conv2D)}
+    found.update(overrides or {})
+    return dict(sorted(found.items()))
+
+
+def _dilation_changes(model, output_stride):
+    """Config updates ``{layer_name: {...}}`` that turn strides past ``output_stride`` into dilations."""
+    s_in, _, consumers = analyse(model)
+    changes = {}
+    for layer in model.layers:
+        stride_in = s_in.get(layer.name)
+        if stride_in is None:
+            continue
+        st = _stride_of(layer)
+        update = {}
+        if isinstance(layer, keras.Model) and stride_in * st > output_stride and (st > 1 or stride_in > output_stride):
+            raise ValueError(
+                f"output_stride={output_stride} needs dilating layers nested inside {layer.name!r}, "
+                f"which this encoder family does not allow; use output_stride=32 with it."
+            )
+        if st > 1 and stride_in * st > output_stride:
+            update["strides"] = 1
+        rate = stride_in // output_stride if stride_in > output_stride else 1
+        if isinstance(layer, _KERNEL):
+            kernel = layer.kernel_size[0] if hasattr(layer, "kernel_size") else 1
+            if rate > 1 and kernel > 1:
+                dilation = layer.dilation_rate[0] if isinstance(layer.dilation_rate, (list, tuple)) else layer.dilation_rate
+                update["dilation_rate"] = rate * int(dilation)
+            if update and kernel > 1 and layer.padding == "valid":
+                update["padding"] = "same"
+        elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)) and update:
+            update["padding"] = "same"
+        if update:
+            changes[layer.name] = update
+    # Explicit padding in front of a layer that now pads "same" must go.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            users = consumers.get(id(_io(layer)[1]), [])
+            if users and all(changes.get(u.name, {}).get("padding") == "same" for u in users):
+                changes[layer.name] = {"padding": ((0, 0), (0, 0))}
+    return changes
+
+
+def dilate(model, output_stride):
+    """A copy of ``model`` (same weights) whose deepest stride is ``output_stride``."""
+    changes = _dilation_changes(model, output_stride)
+    if not changes:
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        config.update(changes.get(layer.name, {}))
+        return layer.__class__.from_config(config)
+
+    dilated = keras.models.clone_model(model, clone_function=clone)
+    for old, new in zip(model.layers, dilated.layers):
+        new.set_weights(old.get_weights())
+    return dilated
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def adapt_weights(source, target):
+    """Copy every weight of ``source`` into ``target`` (same architecture, other input channels).
+
+    A tensor whose shape differs only in the input-channel axis (the first
+    convolution's kernel; per-channel normalisation statistics) is adapted the
+    way segmentation_models.pytorch does: for 1 channel the RGB kernels are
+    summed (statistics averaged); for ``C`` channels the RGB slices repeat
+    cyclically and kernels are scaled by ``3 / C`` so activations keep their scale.
+    """
+    for src, dst in zip(source.layers, target.layers):
+        values = []
+        for w_src, w_dst in zip(src.get_weights(), dst.weights):
+            shape = tuple(w_dst.shape)
+            if w_src.shape == shape:
+                values.append(w_src)
+            else:
+                values.append(_adapt(w_src, shape))
+        if values:
+            dst.set_weights(values)
+
+
+def _adapt(w, shape):
+    if w.ndim == 4:  # (kh, kw, in, out): adapt the input-channel axis
+        channels = shape[2]
+        if channels == 1:
+            return w.sum(axis=2, keepdims=True)
+        idx = np.arange(channels) % w.shape[2]
+        return w[:, :, idx, :] * (w.shape[2] / channels)
+    if w.ndim == 1:
+        channels = shape[0]
+        return np.full(shape, w.mean(), w.dtype) if channels == 1 else w[np.arange(channels) % w.shape[0]]
+    raise ValueError(f"Cannot adapt a weight of shape {w.shape} to {shape}.")
+
+
+def _build_application(name, in_channels, weights):
+    constructor, _, kwargs, _ = FAMILIES[name]
+    fn = getattr(keras.applications, constructor)
+
+    def build(channels, w):
+        return fn(include_top=False, weights=w, input_shape=(None, None, channels), **kwargs)
+
+    if weights is not None and weights != "imagenet" and not os.path.exists(str(weights)):
+        raise FileNotFoundError(
+            f"encoder_weights={weights!r}: no such file. Pass None (random init), 'imagenet', or the path of a "
+            f"weights file of {_A}.{constructor}(include_top=False), e.g. the *_notop.h5 file Keras caches in "
+            "~/.keras/models/ or one written with model.save_weights('x.weights.h5')."
+        )
+    if weights is None:
+        return build(in_channels, None)
+    try:
+        pretrained = build(3, weights)
+    except Exception as error:  # download failures surface as many exception types
+        if weights != "imagenet":
+            raise
+        raise RuntimeError(
+            f"Could not get the ImageNet weights of {_A}.{constructor} ({type(error).__name__}: {error}). "
+            "Keras downloads them once to ~/.keras/models/; offline, copy that *_notop.h5 file there, or pass its "
+            "path as encoder_weights='/path/to/file.h5' (or encoder_weights=None for random initialisation)."
+        ) from None
+    if in_channels == 3:
+        return pretrained
+    model = build(in_channels, None)
+    adapt_weights(pretrained, model)
+    return model
+
+
+# ----------------------------------------------------------------------------- the encoder
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class ApplicationEncoder(Encoder):
+    """A ``keras.applications`` network as a keras_seg encoder.
+
+    Args:
+        backbone: one of :func:`list_encoders` (``"resnet50"``, ``"mobilenetv2"``, ...).
+        weights: ``None`` (random), ``"imagenet"`` (Keras' download and cache) or
+            the path of a weights file of that ``keras.applications`` model.
+        in_channels: input channels; pretrained first-layer kernels are adapted.
+        output_stride: 32 (no dilation), 16 or 8.
+    """
+
+    def __init__(self, backbone="resnet50", weights=None, in_channels=3, output_stride=32, **kwargs):
+        if backbone not in FAMILIES:
+            raise _unknown(backbone)
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride={output_stride!r} is not supported; use one of {OUTPUT_STRIDES}.")
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels={in_channels!r} must be a positive int (3 for RGB).")
+        _, mode, _, overrides = FAMILIES[backbone]
+        app = _build_application(backbone, in_channels, weights)
+        table = feature_layers(app, overrides)
+        if output_stride < 32:
+            app = dilate(app, output_stride)
+        # Levels finer than output_stride keep their features; the deepest feature, which a
+        # dilated network computes at stride output_stride, takes that level.
+        levels = {level_key(s): name for s, name in table.items() if s < output_stride}
+        levels[level_key(output_stride)] = table[max(table)]
+        operations = {op.name: op for op in _topological(app)}
+        features = keras.Model(
+            app.input,
+            {key: _io(operations[name])[1] for key, name in levels.items()},
+            name=naming.unique(f"{backbone}_features"),
+        )
+        inputs = keras.Input((None, None, in_channels), name="image")
+        x = ImagePreprocessing(mode, name="preprocessing")(inputs)
+        pyramid = features(x)
+        kwargs.setdefault("name", naming.unique(f"{backbone}_encoder"))
+        super().__init__(inputs, pyramid, **kwargs)
+        self.backbone = backbone
+        self.in_channels = in_channels
+        self.output_stride = output_stride
+        self.feature_table = table
+
+    def get_config(self):
+        config = super().get_config()
+        # Weights travel with the saved model, so a reload never downloads.
+        config.update(backbone=self.backbone, in_channels=self.in_channels, output_stride=self.output_stride)
+        return config

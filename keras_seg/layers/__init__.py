@@ -1,0 +1,7 @@
+"""Layers and blocks shared by several keras_seg architectures."""
+
+from keras_seg.layers.blocks import aspp, conv_bn_act, double_conv
+from keras_seg.layers.preprocessing import ImagePreprocessing
+from keras_seg.layers.resize import ResizeLike
+
+__all__ = ["ImagePreprocessing", "ResizeLike", "aspp", "conv_bn_act", "double_conv"]

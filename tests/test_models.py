@@ -1,0 +1,185 @@
+"""The same battery for every architecture, on the active backend, with tiny encoders and inputs."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_seg
+from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, UNet
+
+
+def tiny_encoder(channels=3):
+    """A bring-your-own encoder: five stride-2 convs, features keyed P1..P5."""
+    inputs = keras.Input((None, None, channels))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    pyramid = {}
+    for level, width in enumerate((4, 6, 8, 8, 8), start=1):
+        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(x)
+        pyramid[f"P{level}"] = x
+    return keras.Model(inputs, pyramid, name="tiny_encoder")
+
+
+BUILDERS = {
+    "fcn8s": lambda **kw: FCN(3, encoder=tiny_encoder(), variant="8s", head_channels=8, **kw),
+    "fcn32s": lambda **kw: FCN(3, encoder=tiny_encoder(), variant="32s", head_channels=8, **kw),
+    "unet_classic": lambda **kw: UNet(3, widths=(4, 8, 8)),
+    "unet_encoder": lambda **kw: UNet(3, encoder=tiny_encoder(), decoder_channels=(8, 8, 8, 4, 4)),
+    "deeplabv3": lambda **kw: DeepLabV3(3, encoder=tiny_encoder(), aspp_channels=8, **kw),
+    "deeplabv3plus": lambda **kw: DeepLabV3Plus(
+        3, encoder=tiny_encoder(), aspp_channels=8, low_level_channels=4, decoder_channels=8, **kw
+    ),
+}
+NO_DROPOUT = {"fcn8s": {"dropout": 0}, "fcn32s": {"dropout": 0}, "deeplabv3": {"aspp_dropout": 0}, "deeplabv3plus": {"aspp_dropout": 0}}
+
+
+def images(batch, height=97, width=61, channels=3, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, height, width, channels)).astype("float32")
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_logits_come_back_at_input_size(name):
+    model = BUILDERS[name]()
+    for batch, h, w in ((1, 97, 61), (3, 32, 48)):
+        out = keras.ops.convert_to_numpy(model(images(batch, h, w)))
+        assert out.shape == (batch, h, w, 3)
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_config_and_keras_file_round_trip(name, tmp_path):
+    model = BUILDERS[name]()
+    x = images(2, 40, 24)
+    expected = model.predict(x, verbose=0)
+
+    clone = model.__class__.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone.predict(x, verbose=0), expected, atol=1e-5)
+
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    own = lambda config: {k: v for k, v in config.items() if k != "encoder"}  # noqa: E731
+    assert own(loaded.get_config()) == own(model.get_config())
+    assert type(loaded.encoder) is type(model.encoder)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_training_steps_lower_the_loss(name):
+    # Without dropout the training-mode loss of one batch is a deterministic function of the weights.
+    model = BUILDERS[name](**NO_DROPOUT.get(name, {}))
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=keras_seg.losses.CrossEntropyLoss())
+    x = images(2, 32, 32)
+    y = np.random.default_rng(1).integers(0, 3, (2, 32, 32))
+    losses = [float(model.train_on_batch(x, y)) for _ in range(5)]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("name", ["unet_classic", "deeplabv3plus"])
+def test_mixed_precision_gives_float32_logits(name):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = BUILDERS[name]()
+    assert model.encoder.dtype_policy.name == "mixed_bfloat16" or name == "deeplabv3plus"
+    out = model(images(1, 33, 35))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    assert out.shape == (1, 33, 35, 3)
+
+
+def test_activation_softmax_and_predict_mask():
+    model = UNet(3, widths=(4, 8), activation="softmax")
+    x = images(2, 20, 20)
+    probs = model.predict(x, verbose=0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    masks = model.predict_mask(x)
+    assert masks.shape == (2, 20, 20) and masks.dtype == np.int32
+    np.testing.assert_array_equal(masks, probs.argmax(-1))
+    np.testing.assert_array_equal(model.predict_mask(x[0]), masks[0])
+
+
+def test_binary_predict_mask_thresholds_the_sigmoid():
+    model = UNet(1, widths=(4, 8))
+    x = images(2, 16, 16)
+    logits = model.predict(x, verbose=0)[..., 0]
+    np.testing.assert_array_equal(model.predict_mask(x), (logits > 0).astype("int32"))
+
+
+def test_classic_unet_matches_the_reference_parameter_count():
+    # The seed's PyTorch UNet(in_channels=3, out_channels=1, features=[64, 128, 256, 512]).
+    model = UNet(1)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 31_043_521
+
+
+def test_classic_unet_size_mismatch_is_handled():
+    # 2x2 max-pooling floors odd sizes; the transposed conv comes back a pixel short.
+    model = UNet(2, widths=(4, 8, 8))
+    assert model(images(1, 13, 11)).shape == (1, 13, 11, 2)
+
+
+def test_fcn_variants_differ_by_their_skip_scores():
+    names = {v: {l.name for l in FCN(3, encoder=tiny_encoder(), variant=v, head_channels=8).layers} for v in ("32s", "16s", "8s")}
+    assert "score_P4" not in names["32s"] and "score_P3" not in names["32s"]
+    assert "score_P4" in names["16s"] and "score_P3" not in names["16s"]
+    assert {"score_P4", "score_P3"} <= names["8s"]
+
+
+def test_deeplab_rates_follow_output_stride():
+    assert DeepLabV3(3, encoder=tiny_encoder(), aspp_channels=4).atrous_rates == [3, 6, 9]  # stride-32 encoder
+    from keras_seg.models.deeplab import default_rates
+
+    assert default_rates(16) == (6, 12, 18) and default_rates(8) == (12, 24, 36)
+    model = DeepLabV3(3, encoder=tiny_encoder(), aspp_channels=4, atrous_rates=(2, 4, 6))
+    rates = sorted(l.dilation_rate[0] for l in model.layers if l.name.startswith("aspp_b") and l.name.endswith("_conv"))
+    assert rates == [1, 2, 4, 6]
+
+
+def test_encoder_freeze_keeps_its_weights():
+    model = UNet(3, encoder=tiny_encoder(), decoder_channels=(8, 8, 8, 4, 4))
+    total = len(model.trainable_weights)
+    model.freeze_encoder()
+    assert len(model.trainable_weights) == total - len(model.encoder.trainable_weights) - 10
+    before = [w.copy() for w in model.encoder.get_weights()]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_seg.losses.DiceLoss())
+    model.train_on_batch(images(2, 32, 32), np.zeros((2, 32, 32), "int32"))
+    for a, b in zip(before, model.encoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.unfreeze_encoder()
+    assert len(model.trainable_weights) == total
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: UNet(0), "num_classes=0"),
+        (lambda: FCN(3, encoder=tiny_encoder(), variant="4s"), "variant='4s'"),
+        (lambda: UNet(3, encoder="resnet5"), "Unknown encoder 'resnet5'"),
+        (lambda: UNet(3, encoder=tiny_encoder(), decoder_channels=(8, 8)), "needs 5"),
+        (lambda: DeepLabV3(3, encoder=tiny_encoder(), output_stride=16), "output_stride=16"),
+        (lambda: UNet(3, widths=(4, 8), activation="relu"), "activation='relu'"),
+        (lambda: UNet(3, encoder=tiny_encoder(), input_shape=(None, None, 1)), "3 input channels"),
+    ],
+)
+def test_errors_name_the_bad_value(make, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        make()
+    assert message in str(info.value)
+
+
+def test_keras_hub_backbone_as_encoder_trains():
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 8, 8, 8],
+        stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block",
+    )
+    model = DeepLabV3Plus(3, encoder=backbone, aspp_channels=8, low_level_channels=4, decoder_channels=8)
+    assert model.output_stride is None and model.atrous_rates == [3, 6, 9]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_seg.losses.CrossEntropyLoss())
+    x, y = images(2, 32, 32), np.random.default_rng(1).integers(0, 3, (2, 32, 32))
+    losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
+    assert losses[-1] < losses[0], losses
