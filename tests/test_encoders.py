@@ -173,3 +173,11 @@ def test_analysis_tracks_strides_through_the_graph():
     s_in, s_out, _ = analyse(app)
     assert s_out["conv1_conv"] == 2 and s_out["pool1_pool"] == 4 and s_in["conv5_block1_1_conv"] == 16
     assert s_out["conv5_block3_out"] == 32
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="graph checks run on one backend")
+def test_convnext_with_other_channels_normalises_in_keras_seg():
+    # keras' ConvNeXt drops its RGB normalisation for C != 3; ImageNet statistics then come from ours.
+    encoder = ApplicationEncoder("convnexttiny", in_channels=1)
+    assert encoder.get_layer("preprocessing").mode == "torch"
+    _check_pyramid(encoder)

@@ -39,7 +39,7 @@ def images(batch, height=97, width=61, channels=3, seed=0):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_logits_come_back_at_input_size(name):
     model = BUILDERS[name]()
-    for batch, h, w in ((1, 97, 61), (3, 32, 48)):
+    for batch, h, w in ((1, 97, 61), (3, 33, 47)):
         out = keras.ops.convert_to_numpy(model(images(batch, h, w)))
         assert out.shape == (batch, h, w, 3)
         assert out.dtype == np.float32 and np.isfinite(out).all()
@@ -70,8 +70,9 @@ def test_training_steps_lower_the_loss(name):
     # Without dropout the training-mode loss of one batch is a deterministic function of the weights.
     model = BUILDERS[name](**NO_DROPOUT.get(name, {}))
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=keras_seg.losses.CrossEntropyLoss())
-    x = images(2, 32, 32)
-    y = np.random.default_rng(1).integers(0, 3, (2, 32, 32))
+    x = images(4, 32, 32)
+    y = np.ones((4, 32, 32), "int32")
+    y[:, 16:] = 2  # learnable from class priors alone, so every architecture must make progress
     losses = [float(model.train_on_batch(x, y)) for _ in range(5)]
     assert np.isfinite(losses).all()
     assert losses[-1] < losses[0], losses
@@ -81,7 +82,8 @@ def test_training_steps_lower_the_loss(name):
 def test_mixed_precision_gives_float32_logits(name):
     keras.config.set_dtype_policy("mixed_bfloat16")
     model = BUILDERS[name]()
-    assert model.encoder.dtype_policy.name == "mixed_bfloat16" or name == "deeplabv3plus"
+    assert model.get_layer("logits").compute_dtype == "float32"
+    assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)  # the body runs in bfloat16
     out = model(images(1, 33, 35))
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
     assert out.shape == (1, 33, 35, 3)

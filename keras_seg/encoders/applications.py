@@ -235,16 +235,20 @@ def adapt_weights(source, target):
     summed (statistics averaged); for ``C`` channels the RGB slices repeat
     cyclically and kernels are scaled by ``3 / C`` so activations keep their scale.
     """
-    for src, dst in zip(source.layers, target.layers):
+    src_layers = [l for l in source.layers if l.weights]
+    dst_layers = [l for l in target.layers if l.weights]
+    by_name = {l.name: l for l in src_layers}
+    # Explicitly named layers pair by name (a family may drop a layer for C != 3, as ConvNeXt drops
+    # its RGB normalisation); auto-named ones (name_1, name_2 differ between builds) pair in order.
+    unmatched_src = [l for l in src_layers if l.name not in {d.name for d in dst_layers}]
+    unmatched_dst = [l for l in dst_layers if l.name not in by_name]
+    pairs = [(by_name[d.name], d) for d in dst_layers if d.name in by_name] + list(zip(unmatched_src, unmatched_dst))
+    for src, dst in pairs:
         values = []
         for w_src, w_dst in zip(src.get_weights(), dst.weights):
             shape = tuple(w_dst.shape)
-            if w_src.shape == shape:
-                values.append(w_src)
-            else:
-                values.append(_adapt(w_src, shape))
-        if values:
-            dst.set_weights(values)
+            values.append(w_src if w_src.shape == shape else _adapt(w_src, shape))
+        dst.set_weights(values)
 
 
 def _adapt(w, shape):
@@ -315,6 +319,8 @@ class ApplicationEncoder(Encoder):
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels={in_channels!r} must be a positive int (3 for RGB).")
         _, mode, _, overrides = FAMILIES[backbone]
+        if backbone.startswith("convnext") and in_channels != 3:
+            mode = "torch"  # keras' ConvNeXt normalises inside only for 3 channels
         app = _build_application(backbone, in_channels, weights)
         table = feature_layers(app, overrides)
         if output_stride < 32:
