@@ -24,10 +24,11 @@ class _DeepLab(Segmenter):
         self.separable = separable
 
     @staticmethod
-    def _context(encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable, build):
+    def _context(encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable):
+        """Encoder (output stride 16 for a named one), its features, and ASPP on the deepest."""
         if output_stride is None and isinstance(encoder, str):
             output_stride = 16
-        inputs, enc, features = build(encoder, encoder_weights, input_shape, output_stride)
+        inputs, enc, features = Segmenter.build_encoder(encoder, encoder_weights, input_shape, output_stride)
         stride = deepest_stride(enc)
         rates = tuple(int(r) for r in (atrous_rates or default_rates(stride)))
         deepest = list(pyramid_channels(enc))[-1]
@@ -73,8 +74,7 @@ class DeepLabV3(_DeepLab):
     ):
         num_classes = check_num_classes(num_classes)
         inputs, enc, _, x, output_stride, rates = self._context(
-            encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable,
-            self.build_encoder,
+            encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable
         )
         x = conv_bn_act(x, aspp_channels, 3, separable=separable, name="head_refine")
         logits = self.head(x, inputs, num_classes, activation, name="head")
@@ -114,8 +114,7 @@ class DeepLabV3Plus(_DeepLab):
     ):
         num_classes = check_num_classes(num_classes)
         inputs, enc, features, x, output_stride, rates = self._context(
-            encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable,
-            self.build_encoder,
+            encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable
         )
         low_key = level_key(4)
         if low_key not in features:
