@@ -24,6 +24,7 @@ unchanged.
 """
 
 import os
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -44,27 +45,38 @@ def _resnetv2(blocks):
     }
 
 
-# name: (keras.applications constructor, preprocessing mode, extra kwargs, feature overrides {stride: layer})
+class Family(NamedTuple):
+    """One ``keras.applications`` family: how to build it, normalise its input, and read its features."""
+
+    constructor: str  # the keras.applications function
+    preprocessing: str  # ImagePreprocessing mode for RGB input
+    features: dict = {}  # {stride: layer name} where the graph rule picks the wrong layer
+    # Mode for input with other than 3 channels, where it differs: keras' ConvNeXt drops its
+    # built-in RGB normalisation then, so keras_seg normalises with ImageNet statistics instead.
+    preprocessing_other_channels: str = None
+
+
+_CONVNEXT = {"preprocessing": "none", "preprocessing_other_channels": "torch"}
 FAMILIES = {
-    "vgg16": ("VGG16", "caffe", {}, {}),
-    "vgg19": ("VGG19", "caffe", {}, {}),
-    "resnet50": ("ResNet50", "caffe", {}, {}),
-    "resnet101": ("ResNet101", "caffe", {}, {}),
-    "resnet152": ("ResNet152", "caffe", {}, {}),
-    "resnet50v2": ("ResNet50V2", "tf", {}, _resnetv2((3, 4, 6))),
-    "resnet101v2": ("ResNet101V2", "tf", {}, _resnetv2((3, 4, 23))),
-    "resnet152v2": ("ResNet152V2", "tf", {}, _resnetv2((3, 8, 36))),
-    "mobilenetv2": ("MobileNetV2", "tf", {}, {}),
-    "mobilenetv3small": ("MobileNetV3Small", "none", {}, {}),
-    "mobilenetv3large": ("MobileNetV3Large", "none", {}, {}),
-    **{f"efficientnetb{i}": (f"EfficientNetB{i}", "none", {}, {}) for i in range(8)},
-    **{f"efficientnetv2b{i}": (f"EfficientNetV2B{i}", "none", {}, {}) for i in range(4)},
-    "efficientnetv2s": ("EfficientNetV2S", "none", {}, {}),
-    "convnexttiny": ("ConvNeXtTiny", "none", {}, {}),
-    "convnextsmall": ("ConvNeXtSmall", "none", {}, {}),
-    "convnextbase": ("ConvNeXtBase", "none", {}, {}),
-    "densenet121": ("DenseNet121", "torch", {}, {}),
-    "xception": ("Xception", "tf", {}, {}),
+    "vgg16": Family("VGG16", "caffe"),
+    "vgg19": Family("VGG19", "caffe"),
+    "resnet50": Family("ResNet50", "caffe"),
+    "resnet101": Family("ResNet101", "caffe"),
+    "resnet152": Family("ResNet152", "caffe"),
+    "resnet50v2": Family("ResNet50V2", "tf", _resnetv2((3, 4, 6))),
+    "resnet101v2": Family("ResNet101V2", "tf", _resnetv2((3, 4, 23))),
+    "resnet152v2": Family("ResNet152V2", "tf", _resnetv2((3, 8, 36))),
+    "mobilenetv2": Family("MobileNetV2", "tf"),
+    "mobilenetv3small": Family("MobileNetV3Small", "none"),
+    "mobilenetv3large": Family("MobileNetV3Large", "none"),
+    **{f"efficientnetb{i}": Family(f"EfficientNetB{i}", "none") for i in range(8)},
+    **{f"efficientnetv2b{i}": Family(f"EfficientNetV2B{i}", "none") for i in range(4)},
+    "efficientnetv2s": Family("EfficientNetV2S", "none"),
+    "convnexttiny": Family("ConvNeXtTiny", **_CONVNEXT),
+    "convnextsmall": Family("ConvNeXtSmall", **_CONVNEXT),
+    "convnextbase": Family("ConvNeXtBase", **_CONVNEXT),
+    "densenet121": Family("DenseNet121", "torch"),
+    "xception": Family("Xception", "tf"),
 }
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -187,7 +199,7 @@ def _dilation_changes(model, output_stride):
             update["strides"] = 1
         rate = stride_in // output_stride if stride_in > output_stride else 1
         if isinstance(layer, _KERNEL):
-            kernel = layer.kernel_size[0] if hasattr(layer, "kernel_size") else 1
+            kernel = layer.kernel_size[0]
             if rate > 1 and kernel > 1:
                 dilation = layer.dilation_rate[0] if isinstance(layer.dilation_rate, (list, tuple)) else layer.dilation_rate
                 update["dilation_rate"] = rate * int(dilation)
@@ -265,11 +277,11 @@ def _adapt(w, shape):
 
 
 def _build_application(name, in_channels, weights):
-    constructor, _, kwargs, _ = FAMILIES[name]
+    constructor = FAMILIES[name].constructor
     fn = getattr(keras.applications, constructor)
 
     def build(channels, w):
-        return fn(include_top=False, weights=w, input_shape=(None, None, channels), **kwargs)
+        return fn(include_top=False, weights=w, input_shape=(None, None, channels))
 
     if weights is not None and weights != "imagenet" and not os.path.exists(str(weights)):
         raise FileNotFoundError(
@@ -318,11 +330,12 @@ class ApplicationEncoder(Encoder):
             raise ValueError(f"output_stride={output_stride!r} is not supported; use one of {OUTPUT_STRIDES}.")
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels={in_channels!r} must be a positive int (3 for RGB).")
-        _, mode, _, overrides = FAMILIES[backbone]
-        if backbone.startswith("convnext") and in_channels != 3:
-            mode = "torch"  # keras' ConvNeXt normalises inside only for 3 channels
+        family = FAMILIES[backbone]
+        mode = family.preprocessing
+        if in_channels != 3 and family.preprocessing_other_channels:
+            mode = family.preprocessing_other_channels
         app = _build_application(backbone, in_channels, weights)
-        table = feature_layers(app, overrides)
+        table = feature_layers(app, family.features)
         if output_stride < 32:
             app = dilate(app, output_stride)
         # Levels finer than output_stride keep their features; the deepest feature, which a
