@@ -185,3 +185,15 @@ def test_keras_hub_backbone_as_encoder_trains():
     x, y = images(2, 32, 32), np.random.default_rng(1).integers(0, 3, (2, 32, 32))
     losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
     assert losses[-1] < losses[0], losses
+
+
+def test_fcn_on_a_stride_16_encoder_fuses_only_finer_levels():
+    inputs = keras.Input((None, None, 3))
+    x, pyramid = inputs, {}
+    for level in range(1, 5):
+        x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(x)
+        pyramid[f"P{level}"] = x
+    model = FCN(3, encoder=keras.Model(inputs, pyramid), variant="8s", head_channels=4)
+    names = {layer.name for layer in model.layers}
+    assert {"score_P4", "score_P3", "fuse_P3"} <= names and "fuse_P4" not in names
+    assert model(images(1, 35, 29)).shape == (1, 35, 29, 3)

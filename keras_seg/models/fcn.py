@@ -50,15 +50,14 @@ class FCN(Segmenter):
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant!r} is not an FCN variant; expected one of {sorted(VARIANTS)}.")
         inputs, enc, features = self.build_encoder(encoder, encoder_weights, input_shape, output_stride)
-        keys = list(pyramid_channels(enc))
-        deepest = keys[-1]
+        deepest = list(pyramid_channels(enc))[-1]
         x = conv_bn_act(features[deepest], head_channels, 3, name="fcn_head")
         if dropout:
             x = keras.layers.Dropout(dropout, name="fcn_head_dropout")(x)
         x = keras.layers.Conv2D(num_classes, 1, name=f"score_{deepest}")(x)
         for stride in VARIANTS[variant]:
             key = level_key(stride)
-            if key not in features or key == deepest or keys.index(key) > keys.index(deepest):
+            if key not in features or key == deepest:  # a dilated encoder may have no finer level there
                 continue
             skip = keras.layers.Conv2D(num_classes, 1, name=f"score_{key}")(features[key])
             x = ResizeLike("bilinear", name=f"up_to_{key}")([x, skip])
