@@ -139,9 +139,10 @@ def test_deeplab_rates_follow_output_stride():
 
 def test_encoder_freeze_keeps_its_weights():
     model = UNet(3, encoder=tiny_encoder(), decoder_channels=(8, 8, 8, 4, 4))
-    total = len(model.trainable_weights)
+    total, in_encoder = len(model.trainable_weights), len(model.encoder.trainable_weights)
+    assert in_encoder == 10  # five convs, kernel and bias each
     model.freeze_encoder()
-    assert len(model.trainable_weights) == total - len(model.encoder.trainable_weights) - 10
+    assert len(model.trainable_weights) == total - in_encoder and not model.encoder.trainable_weights
     before = [w.copy() for w in model.encoder.get_weights()]
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_seg.losses.DiceLoss())
     model.train_on_batch(images(2, 32, 32), np.zeros((2, 32, 32), "int32"))

@@ -25,8 +25,8 @@ class UNet(Segmenter):
     the default widths it has exactly the reference's 31,043,521 trainable
     parameters.
 
-    With an encoder (a name such as ``"resnet34"``-style families from
-    ``keras_seg.encoders.list_encoders()``, or a model): the
+    With an encoder (a name from ``keras_seg.encoders.list_encoders()`` such as
+    ``"resnet50"`` or ``"efficientnetb0"``, or a model): the
     segmentation_models.pytorch decoder. From the deepest feature, each block
     upsamples x2 (nearest), concatenates the encoder feature at that stride when
     there is one, and applies two 3x3 conv-BN-ReLU of ``decoder_channels[i]``; a
