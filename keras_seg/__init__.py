@@ -1,10 +1,21 @@
 """keras_seg: semantic segmentation for Keras 3 on TensorFlow, JAX and PyTorch."""
 
+import importlib
+
 from keras_seg.version import __version__
 from keras_seg import encoders
 from keras_seg import layers
 from keras_seg import losses
 from keras_seg import metrics
 from keras_seg import models
+from keras_seg import training
+from keras_seg import viz
 
-__all__ = ["__version__", "encoders", "layers", "losses", "metrics", "models"]
+__all__ = ["__version__", "data", "encoders", "layers", "losses", "metrics", "models", "training", "viz"]
+
+
+def __getattr__(name):
+    """``keras_seg.data`` is imported on first use: it needs TensorFlow (tf.data), the rest does not."""
+    if name == "data":
+        return importlib.import_module("keras_seg.data")
+    raise AttributeError(f"module 'keras_seg' has no attribute {name!r}")

@@ -1,21 +1,49 @@
-"""The ``keras-seg`` command.
+"""The ``keras-seg`` command: ``info``, ``train``, ``evaluate``, ``predict``.
 
-``keras-seg --version`` and ``keras-seg info`` work today; ``train``, ``evaluate``,
-``predict``, ``export`` and ``bench`` arrive with the issues that build them.
+Errors a user can cause (a missing folder, a mask without an image, an unknown
+encoder) print one line, ``keras-seg: error: ...``, and exit with status 1; bad
+arguments exit with 2 and the usage. ``KERAS_SEG_DEBUG=1`` shows the traceback.
+Every command takes ``--backend`` (it re-runs itself in a child process with
+``KERAS_BACKEND`` set, because Keras fixes its backend at import).
 """
 
 import argparse
+import glob
 import importlib.metadata
+import json
 import os
 import sys
+import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def _version():
     from keras_seg.version import __version__
 
     return __version__
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+
+def _add_data_args(p, split):
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="shapes", choices=("shapes", "folder", "voc", "pets"), help="dataset (default: shapes)")
+    g.add_argument("--root", help="voc: the VOC2012 folder")
+    g.add_argument("--images", help="folder: the training image folder")
+    g.add_argument("--masks", help="folder: the training mask folder (class-index or palette PNGs)")
+    g.add_argument("--val-images", help="folder: validation images (default: --val-fraction of --images)")
+    g.add_argument("--val-masks", help="folder: validation masks")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="folder: share held out for validation (0.1)")
+    g.add_argument("--classes", help="folder: comma-separated class names, index 0 first")
+    g.add_argument("--ignore-index", type=int, help="folder: the void label of the masks, e.g. 255")
+    g.add_argument("--data-dir", help="pets: tensorflow-datasets data folder")
+    g.add_argument("--num-train", type=int, default=1024, help="shapes: training images (1024)")
+    g.add_argument("--num-val", type=int, default=128, help="shapes: validation images (128)")
+    g.add_argument("--split", default=split, help=f"the split to read (default: {split})")
+    g.add_argument("--seed", type=int, default=0, help="data and initialisation seed (0)")
 
 
 def build_parser():
@@ -25,13 +53,287 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"keras-seg {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info = sub.add_parser("info", help="show the Keras backend in use, library versions and devices")
-    info.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="Keras backend to load (default: $KERAS_BACKEND, else Keras' own default)",
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument(
+        "--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND, else Keras' own default)"
     )
+
+    sub.add_parser("info", parents=[backend], help="show the Keras backend in use, library versions and devices")
+
+    t = sub.add_parser("train", parents=[backend], help="train a model and write checkpoints, log and pictures")
+    m = t.add_argument_group("model")
+    m.add_argument("--model", default="unet", help="unet, fcn, deeplabv3, deeplabv3plus (default: unet)")
+    m.add_argument("--encoder", help="encoder name (keras-seg info lists them; default: the architecture's own)")
+    m.add_argument("--encoder-weights", help="imagenet or a .weights.h5 path (default: random init)")
+    m.add_argument("--widths", default="16,32,64,128", help="classic U-Net (no --encoder) widths (16,32,64,128)")
+    m.add_argument("--freeze-encoder-epochs", type=int, default=0, help="train only the decoder at first (0)")
+    _add_data_args(t, "train")
+    f = t.add_argument_group("training")
+    f.add_argument("--image-size", type=int, default=64, help="training crop / resize size in pixels (64)")
+    f.add_argument("--batch-size", type=int, default=16, help="(16)")
+    f.add_argument("--epochs", type=int, default=20, help="(20)")
+    f.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate (3e-3)")
+    f.add_argument("--weight-decay", type=float, default=1e-4, help="(1e-4)")
+    f.add_argument("--schedule", default="cosine", choices=("cosine", "poly", "constant"), help="(cosine)")
+    f.add_argument("--warmup-epochs", type=int, default=1, help="(1)")
+    f.add_argument("--loss", default="ce+dice", help="e.g. ce, ce+dice, 0.5*ce+dice, focal+lovasz (ce+dice)")
+    f.add_argument("--class-weights", choices=("inverse_frequency", "median_frequency"), help="weight the ce term")
+    f.add_argument("--no-augment", action="store_true", help="no flips / scale / rotation / colour jitter")
+    f.add_argument("--precision", default="float32", choices=PRECISIONS, help="(float32)")
+    f.add_argument("--patience", type=int, help="early stopping on val mean IoU after this many epochs")
+    f.add_argument("--out", default="runs/train", help="output folder (runs/train)")
+    f.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    f.add_argument("--overwrite", action="store_true", help="start a new run in an --out that holds one")
+    f.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity (2)")
+
+    e = sub.add_parser("evaluate", parents=[backend], help="per-class IoU / Dice / precision / recall of a model")
+    e.add_argument("model", help="a .keras file")
+    _add_data_args(e, "val")
+    e.add_argument("--image-size", type=int, help="resize to this size (default: each image at its own size)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--out", help="folder for report.json and confusion.png (default: beside the model)")
+
+    p = sub.add_parser("predict", parents=[backend], help="label PNGs and colour overlays for images")
+    p.add_argument("model", help="a .keras file")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--out", default="predictions", help="output folder (predictions)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0.5)")
     return parser
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def info(args):
+    import keras
+
+    from keras_seg.encoders import list_encoders
+
+    backend = keras.backend.backend()
+    rows = [("keras-seg", _version()), ("python", sys.version.split()[0]), ("backend", backend)]
+    for dist in ("keras", "numpy", "tensorflow", "jax", "jaxlib", "torch", "tf2onnx", "onnxruntime", "ai-edge-litert"):
+        rows.append((dist, _package_version(dist) or "not installed"))
+    rows.append(("devices", ", ".join(_devices(backend)) or "none"))
+    rows.append(("encoders", ", ".join(list_encoders())))
+    for key, value in rows:
+        print(f"{key:<15} {value}")
+    return 0
+
+
+def train(args):
+    import keras
+
+    import keras_seg
+    from keras_seg import data as D
+    from keras_seg.training import train as fit_recipe
+
+    keras.utils.set_random_seed(args.seed)
+    keras.mixed_precision.set_global_policy(args.precision)
+    train_ds, meta = _dataset(args, args.split)
+    val_ds, _ = _dataset(args, "val")
+    size = (args.image_size, args.image_size)
+    augment = None
+    if not args.no_augment:
+        augment = D.Augment(crop_size=size, scale=(0.75, 1.5), rotation=15, brightness=0.1, contrast=0.1,
+                            ignore_index=meta.ignore_index)  # fmt: skip
+    resize = "stretch"
+    train_b = D.prepare(train_ds, args.batch_size, size, augment=augment, shuffle=1024, seed=args.seed, resize=resize)
+    val_b = D.prepare(val_ds, args.batch_size, size, resize=resize)
+    weights = None
+    if args.class_weights:
+        weights = keras_seg.losses.compute_class_weights(
+            train_ds, meta.num_classes, method=args.class_weights, ignore_index=meta.ignore_index
+        ).tolist()
+        print("class weights:", [round(w, 3) for w in weights])
+
+    last = os.path.join(args.out, "last.keras")
+    resuming = args.resume and os.path.exists(last)
+    model = None if resuming else _build_model(args, meta.num_classes)
+    if model is not None:
+        print(f"{model.name}: {model.count_params():,} parameters, {meta.num_classes} classes ({meta.name})")
+    start = time.time()
+    result = fit_recipe(
+        model,
+        train_b,
+        val_b,
+        epochs=args.epochs,
+        out_dir=args.out,
+        loss=args.loss,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        freeze_encoder_epochs=args.freeze_encoder_epochs,
+        ignore_index=meta.ignore_index,
+        class_weights=weights,
+        class_names=meta.class_names,
+        patience=args.patience,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=args.verbose,
+    )
+    seconds = time.time() - start
+    _write_json(os.path.join(args.out, "run.json"), {
+        "command": "keras-seg " + " ".join(sys.argv[1:]),
+        "backend": keras.backend.backend(),
+        "seconds": round(seconds, 1),
+        "epochs_run": len(result.history.get("loss", [])),
+        "history": result.history,
+    })  # fmt: skip
+    pictures = _training_pictures(result, val_b, meta, args.out)
+    best = keras_seg.training.read_state(result.best_path) if result.best_path else {}
+    print(f"trained in {seconds:.0f} s; best val mean IoU {best.get('best', float('nan')):.4f} at epoch {best.get('best_epoch')}")
+    print(f"wrote {result.best_path}, {result.last_path}, {result.log_path}, " + ", ".join(pictures))
+    return 0
+
+
+def evaluate(args):
+    import keras
+    import numpy as np
+
+    import keras_seg
+    from keras_seg import viz
+
+    model, state = _load(args.model)
+    ds, meta = _dataset(args, args.split, class_names=state.get("class_names"))
+    if meta.num_classes != model.output_shape[-1]:
+        raise ValueError(
+            f"{args.model} predicts {model.output_shape[-1]} classes but the {meta.name} data has {meta.num_classes}."
+        )
+    size = (args.image_size, args.image_size) if args.image_size else None
+    batch = args.batch_size if size or meta.name == "shapes" else 1  # images of different sizes go one by one
+    confusion = keras_seg.metrics.ConfusionMatrix(meta.num_classes, ignore_index=meta.ignore_index)
+    count = 0
+    for images, masks in keras_seg.data.prepare(ds, batch, size).as_numpy_iterator():
+        confusion.update_state(masks, model.predict_on_batch(images))
+        count += int(images.shape[0])
+    report = keras_seg.metrics.segmentation_report(confusion, class_names=meta.class_names)
+    print(f"{args.model} on {meta.name}/{args.split} ({count} images, backend {keras.backend.backend()})")
+    print(report)
+    out = args.out or os.path.dirname(os.path.abspath(args.model))
+    matrix = np.asarray(keras.ops.convert_to_numpy(confusion.confusion_matrix()))
+    picture = viz.plot_confusion_matrix(matrix, os.path.join(out, "confusion.png"), class_names=meta.class_names)
+    path = os.path.join(out, "report.json")
+    _write_json(path, dict(report.to_dict(), images=count, data=meta.name, split=args.split, confusion=matrix.tolist()))
+    print(f"wrote {path}, {picture}")
+    return 0
+
+
+def predict(args):
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    from keras_seg import viz
+
+    model, state = _load(args.model)
+    names = state.get("class_names")
+    files = _expand_inputs(args.inputs)
+    os.makedirs(args.out, exist_ok=True)
+    bar = keras.utils.Progbar(len(files), unit_name="image") if len(files) > 1 else None
+    for i, path in enumerate(files):
+        with Image.open(path) as img:
+            image = np.asarray(img.convert("RGB"), dtype=np.float32)
+        mask = model.predict_mask(image)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        viz.save_label_png(os.path.join(args.out, f"{stem}.png"), mask)
+        picture = viz.overlay(image, mask, alpha=args.alpha, class_names=names)
+        viz.save_rgb_png(os.path.join(args.out, f"{stem}_overlay.png"), picture)
+        if bar is not None:
+            bar.update(i + 1)
+    print(f"wrote {len(files)} label PNG(s) and overlay(s) to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _dataset(args, split, class_names=None):
+    from keras_seg.data import catalog
+
+    classes = args.classes.split(",") if args.classes else class_names
+    images, masks = args.images, args.masks
+    if args.data == "folder" and split != "train" and args.val_images:
+        images, masks = args.val_images, args.val_masks
+    return catalog.load(
+        args.data,
+        split,
+        root=args.root,
+        images=images,
+        masks=masks,
+        class_names=classes,
+        ignore_index=args.ignore_index,
+        num_images=args.num_train if split == "train" else args.num_val,
+        image_size=getattr(args, "image_size", None) or 64,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        val_fraction=0.0 if args.val_images else args.val_fraction,
+    )
+
+
+def _build_model(args, num_classes):
+    import keras_seg
+
+    cls = keras_seg.models.get(args.model)
+    kwargs = {"encoder_weights": args.encoder_weights}
+    if args.encoder:
+        kwargs["encoder"] = args.encoder
+    elif cls is keras_seg.models.UNet:
+        kwargs["widths"] = tuple(int(w) for w in args.widths.split(","))
+    return cls(num_classes, **kwargs)
+
+
+def _load(path):
+    import keras
+
+    import keras_seg
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist; pass a .keras file written by keras-seg train or model.save.")
+    return keras.saving.load_model(path), keras_seg.training.read_state(path)
+
+
+def _training_pictures(result, val_batches, meta, out):
+    import keras
+    import numpy as np
+
+    from keras_seg import viz
+
+    curves = viz.plot_history(result.log_path, os.path.join(out, "curves.png"), title=f"{meta.name}")
+    model = keras.saving.load_model(result.best_path) if result.best_path else result.model
+    images, masks = next(iter(val_batches))
+    images, masks = np.asarray(images)[:4], np.asarray(masks)[:4]
+    predictions = model.predict_mask(images)
+    samples = viz.plot_samples(images, masks, predictions, os.path.join(out, "samples.png"),
+                               class_names=meta.class_names, ignore_index=meta.ignore_index)  # fmt: skip
+    return [curves, samples]
+
+
+def _expand_inputs(inputs):
+    from keras_seg.data.folders import IMAGE_EXTENSIONS
+
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in the folder {item}.")
+            files += found
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            matched = sorted(glob.glob(item))
+            if not matched:
+                raise FileNotFoundError(f"{item} is not an image, a folder, or a glob pattern that matches files.")
+            files += matched
+    return files
+
+
+def _write_json(path, value):
+    from keras_seg.utils.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(value, f, indent=1, default=float)
 
 
 def _package_version(name):
@@ -66,34 +368,25 @@ def _devices(backend):
 def _rerun_with_backend(backend, argv):
     """Run this command again in a child process with KERAS_BACKEND set.
 
-    Keras picks its backend once, when it is first imported (and ``import keras_seg``
-    imports it), so a ``--backend`` that differs from the loaded one needs a fresh process.
-    Returns the child's exit code, or None when the loaded backend already matches.
+    Keras picks its backend once, when it is first imported, so a ``--backend`` that
+    differs from the one this process would load needs a fresh process. Returns the
+    child's exit code, or None when no re-run is needed. Keras is not imported here.
     """
     import subprocess
 
-    import keras
-
-    if backend is None or keras.backend.backend() == backend:
+    if backend is None or os.environ.get("KERAS_BACKEND") == backend or "keras" in sys.modules and _loaded() == backend:
         return None
     env = dict(os.environ, KERAS_BACKEND=backend)
     return subprocess.call([sys.executable, "-m", "keras_seg", *argv], env=env)
 
 
-def info(args, argv):
-    code = _rerun_with_backend(args.backend, argv)
-    if code is not None:
-        return code
+def _loaded():
     import keras
 
-    backend = keras.backend.backend()
-    rows = [("keras-seg", _version()), ("python", sys.version.split()[0]), ("backend", backend)]
-    for dist in ("keras", "numpy", "tensorflow", "jax", "jaxlib", "torch", "tf2onnx", "onnxruntime", "ai-edge-litert"):
-        rows.append((dist, _package_version(dist) or "not installed"))
-    rows.append(("devices", ", ".join(_devices(backend)) or "none"))
-    for key, value in rows:
-        print(f"{key:<15} {value}")
-    return 0
+    return keras.backend.backend()
+
+
+COMMANDS = {"info": info, "train": train, "evaluate": evaluate, "predict": predict}
 
 
 def main(argv=None):
@@ -103,7 +396,16 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    return {"info": info}[args.command](args, argv)
+    code = _rerun_with_backend(args.backend, argv)
+    if code is not None:
+        return code
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError) as error:
+        if os.environ.get("KERAS_SEG_DEBUG"):
+            raise
+        print(f"keras-seg: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from keras_seg.losses.losses import LovaszHingeLoss
 from keras_seg.losses.losses import LovaszSoftmaxLoss
 from keras_seg.losses.losses import SegmentationLoss
 from keras_seg.losses.losses import TverskyLoss
+from keras_seg.losses.spec import from_string
 
 __all__ = [
     "CompositeLoss",
@@ -27,5 +28,6 @@ __all__ = [
     "SegmentationLoss",
     "TverskyLoss",
     "compute_class_weights",
+    "from_string",
     "functional",
 ]

@@ -1,0 +1,208 @@
+"""Datasets from files: an image folder paired with a mask folder, and the Pascal VOC 2012 layout.
+
+Images are decoded by TensorFlow (JPEG, PNG, BMP, GIF; grayscale and RGBA become
+RGB). Masks are read with Pillow so that palette PNGs give their class *indices*
+(not their colours): a mask may be a palette PNG (VOC's ``SegmentationClass``),
+an 8/16-bit grayscale PNG of class indices, or an RGB PNG together with a
+``colors`` table (class ``k`` has colour ``colors[k]``).
+"""
+
+import os
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+MASK_EXTENSIONS = (".png", ".bmp", ".gif", ".tif", ".tiff")
+INDEX_MODES = ("P", "L", "I", "I;16", "1")
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+VOC_IGNORE_INDEX = 255
+
+
+def from_folders(images, masks, *, colors=None, ignore_index=None, mask_suffix="", check=True):
+    """Pairs of ``images/<stem>.<jpg|png|...>`` and ``masks/<stem><mask_suffix>.png``, matched by file stem.
+
+    Args:
+        images: folder of images.
+        masks: folder of masks (class-index or palette PNGs; RGB PNGs with ``colors``).
+        colors: for RGB masks, the colour of each class, ``[(r, g, b), ...]``.
+            A colour not in the table becomes ``ignore_index`` (an error without one).
+        ignore_index: the label of void pixels, if the masks have one (e.g. 255).
+        mask_suffix: text between the stem and the extension in mask names
+            (``"_mask"`` for ``cat.jpg`` / ``cat_mask.png``).
+        check: read every file's header now and report size mismatches and
+            unsupported mask modes by file name, before training starts.
+
+    Returns:
+        An unbatched ``tf.data.Dataset`` of ``(image float32 (H, W, 3) in [0, 255],
+        mask int32 (H, W))``, in sorted stem order. Batch it with :func:`keras_seg.data.prepare`.
+    """
+    return from_pairs(pair_files(images, masks, mask_suffix), colors=colors, ignore_index=ignore_index, check=check)
+
+
+def voc(root, split="train", check=True):
+    """Pascal VOC 2012 segmentation: ``root/JPEGImages``, ``root/SegmentationClass``, ``root/ImageSets/Segmentation``.
+
+    ``root`` is the ``VOC2012`` folder (``VOCdevkit/VOC2012``); ``split`` names a list
+    file ``ImageSets/Segmentation/<split>.txt`` (``train``, ``val``, ``trainval``).
+    21 classes (:data:`VOC_CLASSES`); object borders carry 255, the ignore label.
+    """
+    _require_dir(root, "the VOC root (the folder holding JPEGImages and SegmentationClass)")
+    list_file = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
+    if not os.path.isfile(list_file):
+        found = sorted(f[:-4] for f in _listdir(os.path.dirname(list_file)) if f.endswith(".txt"))
+        raise FileNotFoundError(f"VOC split file {list_file} not found; splits present: {found or 'none'}.")
+    with open(list_file) as f:
+        stems = [line.split()[0] for line in f if line.strip()]
+    pairs = []
+    for stem in stems:
+        image = os.path.join(root, "JPEGImages", f"{stem}.jpg")
+        mask = os.path.join(root, "SegmentationClass", f"{stem}.png")
+        for path in (image, mask):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path} is listed in {list_file} but does not exist.")
+        pairs.append((image, mask))
+    if not pairs:
+        raise ValueError(f"{list_file} lists no images.")
+    return from_pairs(pairs, ignore_index=VOC_IGNORE_INDEX, check=check)
+
+
+def pair_files(images, masks, mask_suffix=""):
+    """``[(image_path, mask_path), ...]`` matched by stem; every image needs a mask and every mask an image."""
+    _require_dir(images, "the image folder")
+    _require_dir(masks, "the mask folder")
+    image_files = _by_stem(images, IMAGE_EXTENSIONS, "")
+    mask_files = _by_stem(masks, MASK_EXTENSIONS, mask_suffix)
+    if not image_files:
+        raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {images}.")
+    orphans = sorted(set(mask_files) - set(image_files))
+    if orphans:
+        raise ValueError(
+            f"{len(orphans)} mask(s) have no image in {images}, e.g. {mask_files[orphans[0]]}. "
+            "Masks are matched to images by file stem (plus mask_suffix); remove or rename them."
+        )
+    missing = sorted(set(image_files) - set(mask_files))
+    if missing:
+        expected = os.path.join(masks, f"{missing[0]}{mask_suffix}.png")
+        raise ValueError(
+            f"{len(missing)} image(s) have no mask, e.g. {image_files[missing[0]]} (expected {expected}). "
+            "Add the masks, or pass mask_suffix if mask names differ from image names."
+        )
+    return [(image_files[s], mask_files[s]) for s in sorted(image_files)]
+
+
+def from_pairs(pairs, *, colors=None, ignore_index=None, check=True):
+    """The dataset of :func:`from_folders` for an explicit list of ``(image_path, mask_path)``."""
+    import tensorflow as tf
+
+    if not pairs:
+        raise ValueError("The dataset is empty: no (image, mask) pairs were given.")
+    table = _color_table(colors)
+    if check:
+        check_pairs(pairs, colors=table)
+    image_paths, mask_paths = (list(p) for p in zip(*pairs))
+
+    def load(image_path, mask_path):
+        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+        image = tf.cast(tf.ensure_shape(image, [None, None, 3]), tf.float32)
+        mask = tf.numpy_function(
+            lambda p: read_mask(p.decode(), colors=table, ignore_index=ignore_index), [mask_path], tf.int32
+        )
+        return image, tf.ensure_shape(mask, [None, None])
+
+    ds = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def read_mask(path, colors=None, ignore_index=None):
+    """A mask file as int32 ``(H, W)`` class indices (palette PNGs give their indices, not colours)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode in INDEX_MODES:
+            return np.asarray(img, dtype=np.int32)
+        if colors is None:
+            raise ValueError(
+                f"Mask {path} is an {img.mode} image; masks must hold class indices (a palette or grayscale "
+                "PNG), or pass colors=[(r, g, b), ...] to map an RGB mask's colours to classes."
+            )
+        rgb = np.asarray(img.convert("RGB"), dtype=np.int64)
+    return _colors_to_labels(rgb, colors, ignore_index, path)
+
+
+def check_pairs(pairs, colors=None):
+    """Read each file's header: image and mask sizes must agree, masks must be index images (or RGB with colors)."""
+    from PIL import Image
+
+    for image_path, mask_path in pairs:
+        with Image.open(image_path) as img:
+            image_size = img.size
+        with Image.open(mask_path) as mask:
+            mask_size, mode = mask.size, mask.mode
+        if image_size != mask_size:
+            raise ValueError(
+                f"Image {image_path} is {image_size[0]}x{image_size[1]} but its mask {mask_path} is "
+                f"{mask_size[0]}x{mask_size[1]} (width x height); they must match pixel for pixel."
+            )
+        if mode not in INDEX_MODES and colors is None:
+            raise ValueError(
+                f"Mask {mask_path} is an {mode} image; masks must hold class indices (a palette or grayscale "
+                "PNG), or pass colors=[(r, g, b), ...] to map an RGB mask's colours to classes."
+            )
+
+
+def _color_table(colors):
+    """``(sorted packed RGB keys, their class indices)`` or None."""
+    if colors is None:
+        return None
+    colors = np.asarray(colors, dtype=np.int64)
+    if colors.ndim != 2 or colors.shape[1] != 3 or colors.min() < 0 or colors.max() > 255:
+        raise ValueError(f"colors must be a list of (r, g, b) triples in [0, 255], got shape {colors.shape}.")
+    keys = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
+    if len(np.unique(keys)) != len(keys):
+        raise ValueError("colors lists the same colour for two classes; each class needs its own colour.")
+    order = np.argsort(keys)
+    return keys[order], order.astype(np.int32)
+
+
+def _colors_to_labels(rgb, table, ignore_index, path):
+    keys, classes = table
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    pos = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
+    known = keys[pos] == packed
+    if not known.all() and ignore_index is None:
+        unknown = np.unique(packed[~known])[:5]
+        shown = [((k >> 16) & 255, (k >> 8) & 255, k & 255) for k in unknown.tolist()]
+        raise ValueError(
+            f"Mask {path} has colours {shown} that are not in colors; add them, or pass ignore_index "
+            "to treat unknown colours as void."
+        )
+    return np.where(known, classes[pos], ignore_index if ignore_index is not None else 0).astype(np.int32)
+
+
+def _by_stem(folder, extensions, suffix):
+    found = {}
+    for name in _listdir(folder):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in extensions or name.startswith("."):
+            continue
+        if suffix:
+            if not stem.endswith(suffix):
+                continue
+            stem = stem[: -len(suffix)]
+        if stem in found:
+            raise ValueError(f"Two files in {folder} share the stem {stem!r}: {found[stem]} and {name}; keep one.")
+        found[stem] = os.path.join(folder, name)
+    return found
+
+
+def _listdir(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _require_dir(path, what):
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path} is not a folder; expected {what}.")

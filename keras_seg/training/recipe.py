@@ -1,0 +1,221 @@
+"""A training recipe on top of ``model.fit``: AdamW, warmup + cosine/poly decay, encoder freeze, checkpoints, resume.
+
+    result = keras_seg.training.train(model, train_ds, val_ds, epochs=40, out_dir="runs/x")
+    best = keras.saving.load_model(result.best_path)
+
+``out_dir`` receives ``best.keras`` (best validation mean IoU), ``last.keras`` (after
+every epoch, with the optimizer state and the epoch count: what ``resume=True`` reads)
+and ``log.csv``. All ``.keras`` files are written atomically.
+"""
+
+import csv
+import os
+from typing import NamedTuple
+
+import keras
+
+from keras_seg import losses as seg_losses
+from keras_seg import metrics as seg_metrics
+from keras_seg.training.callbacks import BestCheckpoint
+from keras_seg.training.callbacks import LogLearningRate
+from keras_seg.training.callbacks import ResumeCheckpoint
+from keras_seg.training.callbacks import read_state
+from keras_seg.training.schedules import WarmupDecay
+
+BEST, LAST, LOG = "best.keras", "last.keras", "log.csv"
+
+
+class TrainResult(NamedTuple):
+    model: keras.Model  # the model after the last epoch run (``best_path`` holds the best one)
+    history: dict  # this call's epochs, as ``History.history`` (``log.csv`` has every epoch of the run)
+    initial_epoch: int  # 0, or the epoch a resumed run started from
+    best_path: str | None
+    last_path: str | None
+    log_path: str | None
+
+
+def default_metrics(num_classes, ignore_index=None):
+    """Mean IoU (logged as ``mean_iou``), Dice score and pixel accuracy."""
+    return [
+        seg_metrics.MeanIoU(num_classes, ignore_index=ignore_index),
+        seg_metrics.DiceScore(num_classes, ignore_index=ignore_index),
+        seg_metrics.PixelAccuracy(num_classes, ignore_index=ignore_index),
+    ]
+
+
+def train(
+    model,
+    train_data,
+    validation_data=None,
+    *,
+    epochs,
+    out_dir=None,
+    loss="ce+dice",
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    schedule="cosine",
+    warmup_epochs=1,
+    freeze_encoder_epochs=0,
+    ignore_index=None,
+    class_weights=None,
+    class_names=None,
+    metrics=None,
+    monitor="val_mean_iou",
+    patience=None,
+    resume=False,
+    overwrite=False,
+    steps_per_epoch=None,
+    callbacks=(),
+    verbose="auto",
+):
+    """Compile and fit ``model`` with the recipe; returns a :class:`TrainResult`.
+
+    Args:
+        model: a keras_seg model (or any Keras model with logits ``(B, H, W, K)``);
+            ``None`` when resuming (the checkpoint holds the model).
+            For mixed precision, build it after ``keras.mixed_precision.set_global_policy``.
+        train_data / validation_data: batched ``tf.data.Dataset`` of ``(images, masks)``
+            (see :func:`keras_seg.data.prepare`), or anything ``fit`` accepts with
+            ``steps_per_epoch`` given.
+        epochs: total epochs of the run (a resumed run counts the ones already done).
+        out_dir: where checkpoints and the log go (``None``: nothing is written).
+        loss: a Keras loss, or a text for :func:`keras_seg.losses.from_string` (``"ce+dice"``).
+        learning_rate, weight_decay: AdamW's peak learning rate and decoupled weight decay.
+        schedule: ``"cosine"``, ``"poly"`` or ``"constant"`` after ``warmup_epochs`` of linear warmup.
+        freeze_encoder_epochs: train only the decoder for this many first epochs, then
+            everything (a fresh optimizer whose schedule continues where it was).
+        ignore_index, class_weights: passed to the text loss and the default metrics.
+        class_names: stored in the checkpoints (``read_state(path)["class_names"]``), where
+            ``keras-seg evaluate`` and ``predict`` find them.
+        metrics: defaults to :func:`default_metrics`.
+        monitor: the logged value that picks ``best.keras`` and drives early stopping
+            (maximised unless its name contains ``loss``).
+        patience: stop after this many epochs without improvement (``None``: never).
+        resume: continue from ``out_dir/last.keras``: weights, optimizer state, epoch and
+            best value so far; starts afresh when there is no checkpoint yet.
+        overwrite: allow starting a new run in an ``out_dir`` that holds one.
+        steps_per_epoch: needed when ``train_data`` has no known length.
+        callbacks: extra Keras callbacks.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs!r} must be at least 1.")
+    steps = _steps_per_epoch(train_data, steps_per_epoch)
+    paths = _paths(out_dir)
+    start, best = 0, None
+    if resume and paths and os.path.exists(paths[LAST]):
+        model = keras.saving.load_model(paths[LAST])
+        state = read_state(paths[LAST])
+        start, best = int(state.get("epoch", 0)), state.get("best")
+        if verbose:
+            print(f"resuming {paths[LAST]} after epoch {start} of {epochs} (best {monitor} so far: {best})")
+        _truncate_log(paths[LOG], start)
+    elif paths and os.path.exists(paths[LAST]) and not (resume or overwrite):
+        raise ValueError(
+            f"{out_dir} already holds a training run ({LAST}); pass resume=True (--resume) to continue it, "
+            "overwrite=True (--overwrite) to start over, or choose another output folder."
+        )
+    if model is None:
+        raise ValueError(f"model=None needs resume=True and a checkpoint to resume from; none in out_dir={out_dir!r}.")
+    if freeze_encoder_epochs and not hasattr(model, "freeze_encoder"):
+        raise ValueError("freeze_encoder_epochs needs a keras_seg model (one with an encoder to freeze).")
+
+    num_classes = model.output_shape[-1]
+    if isinstance(loss, str):
+        loss = seg_losses.from_string(loss, ignore_index=ignore_index, class_weights=class_weights)
+    mode = "min" if "loss" in monitor else "max"
+    extra = {"epochs": epochs, "ignore_index": ignore_index}
+    if class_names is not None:
+        extra["class_names"] = [str(name) for name in class_names]
+    best_cb = None
+    if paths and validation_data is not None:
+        best_cb = BestCheckpoint(paths[BEST], monitor, mode, initial_best=best, extra=extra)
+    common = [LogLearningRate()] + ([best_cb] if best_cb else [])
+    if paths:
+        common.append(ResumeCheckpoint(paths[LAST], best=best_cb, extra=extra))
+        common.append(keras.callbacks.CSVLogger(paths[LOG], append=start > 0))
+    if patience is not None:
+        common.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+
+    phases = [(0, min(freeze_encoder_epochs, epochs), True), (min(freeze_encoder_epochs, epochs), epochs, False)]
+    history = {}
+    compiled = start > 0  # a resumed model comes back compiled, with its optimizer state
+    for begin, end, frozen in phases:
+        if end <= max(begin, start):
+            continue
+        if hasattr(model, "encoder") and freeze_encoder_epochs and model.encoder.trainable == frozen:
+            model.encoder.trainable = not frozen
+            compiled = False
+        if not compiled:
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=WarmupDecay(learning_rate, epochs * steps, min(warmup_epochs * steps, epochs * steps), schedule),
+                weight_decay=weight_decay,
+            )
+            optimizer.iterations.assign(max(begin, start) * steps)
+            model.compile(
+                optimizer=optimizer,
+                loss=loss,
+                metrics=list(metrics) if metrics is not None else default_metrics(num_classes, ignore_index),
+            )
+            compiled = True
+        fitted = model.fit(
+            train_data,
+            validation_data=validation_data,
+            initial_epoch=max(begin, start),
+            epochs=end,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=common + list(callbacks),
+            shuffle=False,  # shuffling is the dataset's job (keras_seg.data.prepare(shuffle=...))
+            verbose=verbose,
+        )
+        for key, values in fitted.history.items():
+            history.setdefault(key, []).extend(values)
+        if model.stop_training:
+            break
+    paths = paths or {}
+    return TrainResult(
+        model,
+        history,
+        start,
+        paths.get(BEST) if best_cb and os.path.exists(paths[BEST]) else None,
+        paths.get(LAST),
+        paths.get(LOG),
+    )
+
+
+def _paths(out_dir):
+    if out_dir is None:
+        return None
+    os.makedirs(out_dir, exist_ok=True)
+    return {name: os.path.join(out_dir, name) for name in (BEST, LAST, LOG)}
+
+
+def _steps_per_epoch(data, steps_per_epoch):
+    if steps_per_epoch is not None:
+        return int(steps_per_epoch)
+    cardinality = getattr(data, "cardinality", None)
+    count = int(cardinality()) if cardinality is not None else -1
+    if count < 1:
+        try:
+            count = len(data)
+        except TypeError:
+            count = -1
+    if count < 1:
+        raise ValueError(
+            "The training data has no known length (an infinite or filtered tf.data pipeline?); "
+            "pass steps_per_epoch so the learning-rate schedule knows how long an epoch is."
+        )
+    return count
+
+
+def _truncate_log(path, epochs_done):
+    """Drop log rows of epochs that the checkpoint does not include (a run killed mid-save)."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
+    if len(kept) != len(rows):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)

@@ -1,0 +1,185 @@
+"""keras_seg.training: schedules, atomic checkpoints, the fit recipe, resume after interruption."""
+
+import csv
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_seg
+from keras_seg import data, training
+from keras_seg.training import WarmupDecay
+
+
+def lr_at(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_warmup_cosine_and_poly_by_hand():
+    cosine = WarmupDecay(1.0, total_steps=10, warmup_steps=2, decay="cosine")
+    assert [lr_at(cosine, s) for s in (0, 1)] == pytest.approx([0.5, 1.0])  # linear warmup
+    assert lr_at(cosine, 2) == pytest.approx(1.0)  # t = 0
+    assert lr_at(cosine, 6) == pytest.approx(0.5)  # t = 0.5: (1 + cos(pi / 2)) / 2
+    assert lr_at(cosine, 4) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
+    assert lr_at(cosine, 10) == pytest.approx(0.0, abs=1e-7) and lr_at(cosine, 50) == pytest.approx(0.0, abs=1e-7)
+    poly = WarmupDecay(0.1, total_steps=12, warmup_steps=0, decay="poly", power=0.9, min_learning_rate=0.01)
+    assert lr_at(poly, 0) == pytest.approx(0.1)
+    assert lr_at(poly, 3) == pytest.approx(0.01 + 0.09 * 0.75**0.9)
+    assert lr_at(WarmupDecay(0.2, 5, 0, "constant"), 4) == pytest.approx(0.2)
+    again = WarmupDecay.from_config(cosine.get_config())
+    assert lr_at(again, 4) == lr_at(cosine, 4)
+    with pytest.raises(ValueError, match="decay='step'"):
+        WarmupDecay(1.0, 10, decay="step")
+    with pytest.raises(ValueError, match="warmup_steps=11"):
+        WarmupDecay(1.0, 10, warmup_steps=11)
+
+
+def tiny_model():
+    return keras_seg.models.UNet(4, widths=(4, 8))
+
+
+def batches(split, n=8, batch=4, size=32):
+    return data.prepare(data.shapes(split, n, size), batch)
+
+
+def test_checkpoint_is_atomic_and_carries_its_state(tmp_path):
+    model = tiny_model()
+    path = str(tmp_path / "m.keras")
+    training.save_checkpoint(model, path, {"epoch": 3, "best": 0.5})
+    assert training.read_state(path) == {"epoch": 3, "best": 0.5}
+    reloaded = keras.saving.load_model(path)
+    x = np.zeros((1, 32, 32, 3), "float32")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+    class Broken(keras.Model):  # writes part of a file, then fails
+        def save(self, filepath, **kwargs):
+            with open(filepath, "wb") as f:
+                f.write(b"half a zip")
+            raise OSError("disk full")
+
+    before = open(path, "rb").read()
+    with pytest.raises(OSError, match="disk full"):
+        training.save_checkpoint(Broken(), path, {"epoch": 4})
+    assert open(path, "rb").read() == before  # the previous good file is intact
+    assert os.listdir(tmp_path) == ["m.keras"]  # and no temporary file is left behind
+
+
+def read_log(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_best_last_and_log_and_resumes(tmp_path):
+    keras.utils.set_random_seed(1)
+    out = str(tmp_path / "run")
+    train, val = batches("train"), batches("val")
+    result = training.train(tiny_model(), train, val, epochs=2, out_dir=out, class_names=data.SHAPES_CLASSES,
+                            verbose=0)  # fmt: skip
+    rows = read_log(result.log_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    ious = [float(r["val_mean_iou"]) for r in rows]
+    best = training.read_state(result.best_path)
+    assert best["best"] == pytest.approx(max(ious)) and best["best_epoch"] == 1 + int(np.argmax(ious))
+    assert best["class_names"] == list(data.SHAPES_CLASSES)
+    last = training.read_state(result.last_path)
+    assert last["epoch"] == 2 and last["best"] == pytest.approx(max(ious))
+    assert float(rows[0]["learning_rate"]) > 0
+
+    with pytest.raises(ValueError, match="already holds a training run.*resume=True"):
+        training.train(tiny_model(), train, val, epochs=3, out_dir=out, verbose=0)
+
+    resumed = training.train(None, train, val, epochs=3, out_dir=out, resume=True, verbose=0)
+    assert resumed.initial_epoch == 2 and len(resumed.history["loss"]) == 1
+    assert int(keras.ops.convert_to_numpy(resumed.model.optimizer.iterations)) == 3 * 2  # 2 steps per epoch
+    assert [int(r["epoch"]) for r in read_log(result.log_path)] == [0, 1, 2]
+    assert training.read_state(result.last_path)["epoch"] == 3
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stop the process's training in the middle of an epoch, as Ctrl-C or a kill would."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_from_the_last_completed_epoch_with_its_optimizer(tmp_path):
+    keras.utils.set_random_seed(2)
+    out = str(tmp_path / "run")
+    train, val = batches("train"), batches("val")
+    reference = tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        training.train(reference, train, val, epochs=4, out_dir=out, callbacks=[Interrupt(2, 0)], verbose=0)
+    state = training.read_state(os.path.join(out, "last.keras"))
+    assert state["epoch"] == 2  # epochs 0 and 1 completed; epoch 2 was cut off
+    saved = keras.saving.load_model(os.path.join(out, "last.keras"))
+    moments = [np.asarray(keras.ops.convert_to_numpy(v)) for v in saved.optimizer.variables]
+    assert int(moments[0]) == 4 and any(np.abs(m).sum() > 0 for m in moments[2:])  # Adam state, not fresh
+    best_before = training.read_state(os.path.join(out, "best.keras"))
+
+    resumed = training.train(None, train, val, epochs=4, out_dir=out, resume=True, verbose=0)
+    assert resumed.initial_epoch == 2 and len(resumed.history["loss"]) == 2
+    assert [int(r["epoch"]) for r in read_log(os.path.join(out, "log.csv"))] == [0, 1, 2, 3]
+    best_after = training.read_state(os.path.join(out, "best.keras"))
+    assert best_after["best"] >= best_before["best"]
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    """Same data order (no shuffling) -> two epochs + two resumed epochs == four epochs, weights and all."""
+    train, val = batches("train"), batches("val")
+    keras.utils.set_random_seed(3)
+    straight = training.train(tiny_model(), train, val, epochs=4, verbose=0).model
+    keras.utils.set_random_seed(3)
+    out = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_model(), train, val, epochs=4, out_dir=out, callbacks=[Interrupt(2, 1)], verbose=0)
+    resumed = training.train(None, train, val, epochs=4, out_dir=out, resume=True, verbose=0).model
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=2e-4)
+
+
+def test_freeze_encoder_for_the_first_epochs(tmp_path):
+    keras.utils.set_random_seed(4)
+    model = tiny_model()
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append([np.array(keras.ops.convert_to_numpy(w)) for w in self.model.encoder.weights])
+
+    start = [np.array(keras.ops.convert_to_numpy(w)) for w in model.encoder.weights]
+    decoder_start = np.array(keras.ops.convert_to_numpy(model.get_layer("head_conv").kernel))
+    training.train(model, batches("train"), None, epochs=2, freeze_encoder_epochs=1, callbacks=[Snapshot()],
+                   verbose=0)  # fmt: skip
+    after_frozen, after_all = snapshots
+    assert all(np.array_equal(a, b) for a, b in zip(start, after_frozen))  # BatchNorm statistics included
+    assert not all(np.array_equal(a, b) for a, b in zip(after_frozen, after_all))
+    assert model.encoder.trainable
+    assert not np.array_equal(decoder_start, keras.ops.convert_to_numpy(model.get_layer("head_conv").kernel))
+
+
+def test_train_checks_its_arguments():
+    with pytest.raises(ValueError, match="epochs=0"):
+        training.train(tiny_model(), batches("train"), epochs=0)
+    with pytest.raises(ValueError, match="Loss 'ce\\+dize'.*cannot read 'dize'"):
+        training.train(tiny_model(), batches("train"), epochs=1, loss="ce+dize")
+    endless = batches("train").repeat()
+    with pytest.raises(ValueError, match="pass steps_per_epoch"):
+        training.train(tiny_model(), endless, epochs=1)
+
+
+def test_loss_from_string():
+    loss = keras_seg.losses.from_string("0.5*ce + dice", ignore_index=255, class_weights=[1, 2, 3, 4])
+    assert isinstance(loss, keras_seg.losses.CompositeLoss)
+    ce, dice = loss.losses
+    assert loss.weights == [0.5, 1.0] and ce.class_weights == [1, 2, 3, 4] and dice.ignore_index == 255
+    assert isinstance(keras_seg.losses.from_string("lovasz"), keras_seg.losses.LovaszSoftmaxLoss)
