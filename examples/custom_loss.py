@@ -44,25 +44,32 @@ class BoundaryCrossEntropy(keras_seg.losses.SegmentationLoss):
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=8)
+parser.add_argument("--num-train", type=int, default=512)
+parser.add_argument("--size", type=int, default=64)
 args = parser.parse_args()
 keras.utils.set_random_seed(0)
 
 # The loss on a hand-made case: a perfect prediction costs ~0, a border error more than an interior one.
 truth = np.zeros((1, 6, 6), "int32")
 truth[0, :, 3:] = 1
-perfect = np.stack([truth == 0, truth == 1], axis=-1).astype("float32")[None][0] * 20 - 10
+logits = np.stack([truth == 0, truth == 1], axis=-1).astype("float32") * 20 - 10  # confident and right
 loss = BoundaryCrossEntropy()
-print("perfect prediction:", float(loss(truth, perfect)))
+border_wrong, inside_wrong = logits.copy(), logits.copy()
+border_wrong[0, 2, 3] = border_wrong[0, 2, 3, ::-1]  # one pixel next to the border flipped
+inside_wrong[0, 2, 5] = inside_wrong[0, 2, 5, ::-1]  # one pixel far from it flipped
+values = [float(loss(truth, x)) for x in (logits, border_wrong, inside_wrong)]
+print("perfect / border error / interior error: " + " / ".join(f"{v:.4f}" for v in values))
+assert values[0] < 1e-4 and values[1] > values[2] > values[0]
 
-train = data.prepare(data.shapes("train", 512, 64), 16, shuffle=512)
-val = data.prepare(data.shapes("val", 64, 64), 16)
+train = data.prepare(data.shapes("train", args.num_train, args.size), 16, shuffle=512)
+val = data.prepare(data.shapes("val", 64, args.size), 16)
 model = keras_seg.models.UNet(4, widths=(16, 32, 64))
 model.compile(
     optimizer=keras.optimizers.AdamW(3e-3),
     loss=BoundaryCrossEntropy(boost=4.0) + 0.5 * keras_seg.losses.DiceLoss(),
     metrics=[keras_seg.metrics.MeanIoU(4)],
 )
-model.fit(train, validation_data=val, epochs=args.epochs, verbose=2)
+model.fit(train, validation_data=val, epochs=args.epochs, shuffle=False, verbose=2)  # prepare() shuffles
 
 path = os.path.join(tempfile.mkdtemp(), "boundary.keras")
 model.save(path)

@@ -34,7 +34,7 @@ if args.make_example:
     args.classes = ",".join(data.SHAPES_CLASSES)
     os.makedirs(args.images, exist_ok=True)
     os.makedirs(args.masks, exist_ok=True)
-    for i, (image, mask) in enumerate(zip(*data.shapes_arrays("train", 64, (96, 128))):
+    for i, (image, mask) in enumerate(zip(*data.shapes_arrays("train", 64, (96, 128)))):
         Image.fromarray(image).save(os.path.join(args.images, f"img{i:03d}.jpg"), quality=95)
         keras_seg.viz.save_label_png(os.path.join(args.masks, f"img{i:03d}.png"), mask)
 if not (args.images and args.masks and args.classes):

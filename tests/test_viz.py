@@ -239,3 +239,17 @@ def test_failed_write_leaves_previous_file_and_no_temp_files(tmp_path, monkeypat
         writer(path)
     assert os.listdir(tmp_path) == ["out.png"]
     assert path.read_bytes() == previous
+
+
+def test_overlay_legend_widens_a_narrow_image_and_skips_the_untinted_background():
+    image = np.full((8, 8, 3), 50, np.uint8)
+    mask = np.zeros((8, 8), np.int32)
+    mask[2:5, 2:5] = 1
+    plain = viz.overlay(image, mask)
+    labelled = viz.overlay(image, mask, class_names=["background", "a rather long class name"])
+    assert labelled.shape[1] > 8 and labelled.shape[0] > 8
+    np.testing.assert_array_equal(labelled[:8, :8], plain)
+    assert (labelled[:8, 8:] == 255).all()  # white padding beside the image
+    one_entry = viz.overlay(image, mask, class_names=["background", "x"])
+    both = viz.overlay(image, mask, class_names=["background", "x"], background=None)
+    assert both.shape[0] > one_entry.shape[0]  # tinting the background adds its legend entry (another row)

@@ -76,11 +76,13 @@ def overlay(image, mask, alpha=0.5, palette=None, ignore_index=None, background=
         ignore_index: class id of void pixels, left untinted.
         background: class id left untinted; ``None`` tints every class.
         class_names: list of names indexed by class id. When given, a legend (a swatch and
-            the name of each class present in the mask, void excluded) is drawn in a white
-            strip appended below the image, so the result is taller than ``H``.
+            the name of each tinted class present in the mask) is drawn in a white strip
+            appended below the image, so the result is taller than ``H``; an image narrower
+            than the longest legend entry is padded with white on the right.
 
     Returns:
-        uint8 array of shape ``(H, W, 3)``, or ``(H + legend height, W, 3)`` with ``class_names``.
+        uint8 array of shape ``(H, W, 3)``, or ``(H + legend height, max(W, legend width), 3)``
+        with ``class_names``.
     """
     image = as_image(image)
     mask = as_mask(mask)
@@ -94,8 +96,11 @@ def overlay(image, mask, alpha=0.5, palette=None, ignore_index=None, background=
     out = np.round(np.where(tint[..., None], blend, image)).astype(np.uint8)
     if class_names is None:
         return out
-    entries = legend_entries([mask], class_names, ignore_index)
-    return np.concatenate([out, _legend_strip(out.shape[1], entries, as_palette(palette))], axis=0)
+    entries = [e for e in legend_entries([mask], class_names, ignore_index) if e[0] != background]
+    strip = _legend_strip(out.shape[1], entries, as_palette(palette))
+    if strip.shape[1] > out.shape[1]:  # a narrow image: widen it with white so no name is cut off
+        out = np.pad(out, ((0, 0), (0, strip.shape[1] - out.shape[1]), (0, 0)), constant_values=255)
+    return np.concatenate([out, strip], axis=0)
 
 
 def save_label_png(path, mask, palette=None):
@@ -232,11 +237,16 @@ def _valid(mask, ignore_index):
 
 
 def _legend_strip(width, entries, palette):
-    """A white ``(height, width, 3)`` uint8 strip with a swatch and name per entry, wrapped into rows."""
+    """A white ``(height, width', 3)`` uint8 strip with a swatch and name per entry, wrapped into rows.
+
+    ``width' = width``, or wider when a single entry needs more room.
+    """
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widest = max((_SWATCH + _GAP + math.ceil(measure.textlength(n, font=font)) for _, n in entries), default=0)
+    width = max(width, widest + 2 * _PAD)
     x, y, placed = _PAD, _PAD, []
     for class_id, name in entries:
         entry_width = _SWATCH + _GAP + math.ceil(measure.textlength(name, font=font))
