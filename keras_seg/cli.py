@@ -46,6 +46,32 @@ def _add_data_args(p, split):
     g.add_argument("--seed", type=int, default=0, help="data and initialisation seed (0)")
 
 
+def _add_inference_args(p):
+    g = p.add_argument_group("inference")
+    g.add_argument("--sliding-window", type=int, metavar="PIXELS", help="predict by windows of this size")
+    g.add_argument("--overlap", type=float, default=0.5, help="window overlap, in [0, 1) (0.5)")
+    g.add_argument("--blend", default="gaussian", choices=("gaussian", "uniform"), help="window blending (gaussian)")
+    g.add_argument("--tta", action="store_true", help="test-time augmentation: average with the horizontal flip")
+    g.add_argument("--tta-scales", default="1", help="with --tta, comma-separated scales, e.g. 0.75,1,1.25 (1)")
+
+
+def _inference_options(args):
+    """``(sliding_window, tta)`` configs for keras_seg.inference.predict_mask from the command line."""
+    from keras_seg import inference
+
+    window = None
+    if args.sliding_window:
+        window = inference.sliding_window(args.sliding_window, overlap=args.overlap, blend=args.blend)
+    tta = None
+    if args.tta:
+        try:
+            scales = tuple(float(s) for s in args.tta_scales.split(","))
+        except ValueError:
+            raise ValueError(f"--tta-scales {args.tta_scales!r} must be numbers separated by commas, e.g. 0.75,1,1.25")
+        tta = inference.tta(flips=("horizontal",), scales=scales)
+    return window, tta
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-seg",
@@ -92,12 +118,14 @@ def build_parser():
     e.add_argument("--image-size", type=int, help="resize to this size (default: each image at its own size)")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--out", help="folder for report.json and confusion.png (default: beside the model)")
+    _add_inference_args(e)
 
     p = sub.add_parser("predict", parents=[backend], help="label PNGs and colour overlays for images")
     p.add_argument("model", help="a .keras file")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", default="predictions", help="output folder (predictions)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0.5)")
+    _add_inference_args(p)
     return parser
 
 
@@ -202,10 +230,12 @@ def evaluate(args):
         )
     size = (args.image_size, args.image_size) if args.image_size else None
     batch = args.batch_size if size or meta.name == "shapes" else 1  # images of different sizes go one by one
+    window, tta = _inference_options(args)
     confusion = keras_seg.metrics.ConfusionMatrix(meta.num_classes, ignore_index=meta.ignore_index)
     count = 0
     for images, masks in keras_seg.data.prepare(ds, batch, size).as_numpy_iterator():
-        confusion.update_state(masks, model.predict_on_batch(images))
+        _, probs = keras_seg.inference.predict_mask(model, images, probabilities=True, sliding_window=window, tta=tta)
+        confusion.update_state(masks, probs)
         count += int(images.shape[0])
     report = keras_seg.metrics.segmentation_report(confusion, class_names=meta.class_names)
     print(f"{args.model} on {meta.name}/{args.split} ({count} images, backend {keras.backend.backend()})")
@@ -224,17 +254,19 @@ def predict(args):
     import numpy as np
     from PIL import Image
 
+    import keras_seg
     from keras_seg import viz
 
     model, state = _load(args.model)
     names = state.get("class_names")
+    window, tta = _inference_options(args)
     files = _expand_inputs(args.inputs)
     os.makedirs(args.out, exist_ok=True)
     bar = keras.utils.Progbar(len(files), unit_name="image") if len(files) > 1 else None
     for i, path in enumerate(files):
         with Image.open(path) as img:
             image = np.asarray(img.convert("RGB"), dtype=np.float32)
-        mask = model.predict_mask(image)
+        mask = keras_seg.inference.predict_mask(model, image, sliding_window=window, tta=tta)
         stem = os.path.splitext(os.path.basename(path))[0]
         viz.save_label_png(os.path.join(args.out, f"{stem}.png"), mask)
         picture = viz.overlay(image, mask, alpha=args.alpha, class_names=names)

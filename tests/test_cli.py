@@ -75,13 +75,15 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     x, _ = keras_seg.data.shapes_arrays("test", 3, (40, 24))
     for i, image in enumerate(x):
         Image.fromarray(image).save(images / f"s{i}.png")
-    result = _run("predict", str(out / "best.keras"), str(images), "--out", str(tmp_path / "pred"), env=env)
+    result = _run("predict", str(out / "best.keras"), str(images), "--out", str(tmp_path / "pred"),
+                  "--sliding-window", "16", "--overlap", "0.5", "--tta", "--tta-scales", "0.5,1", env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     for i in range(3):
         label = Image.open(tmp_path / "pred" / f"s{i}.png")
         assert label.mode == "P" and label.size == (24, 40)  # the input's own size
         assert set(np.unique(np.asarray(label))) <= {0, 1, 2, 3}
-        assert Image.open(tmp_path / "pred" / f"s{i}_overlay.png").size[0] == 24
+        width, height = Image.open(tmp_path / "pred" / f"s{i}_overlay.png").size
+        assert height > 40 and width >= 24  # the image with a legend strip below it
 
 
 def _error_line(capsys, argv):

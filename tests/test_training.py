@@ -183,3 +183,23 @@ def test_loss_from_string():
     ce, dice = loss.losses
     assert loss.weights == [0.5, 1.0] and ce.class_weights == [1, 2, 3, 4] and dice.ignore_index == 255
     assert isinstance(keras_seg.losses.from_string("lovasz"), keras_seg.losses.LovaszSoftmaxLoss)
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, None, 3))  # no BatchNorm: with a learning rate of 1e-12 nothing can change
+    frozen_in_place = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
+    result = training.train(frozen_in_place, batches("train"), batches("val"), epochs=6, learning_rate=1e-12,
+                            schedule="constant", warmup_epochs=0, patience=2, verbose=0)  # fmt: skip
+    ious = result.history["val_mean_iou"]
+    assert len(ious) == 3 and ious[0] == ious[1] == ious[2]  # epoch 1 sets the best, 2 more without gain stop it
+
+
+def test_mixed_precision_training_keeps_float32_logits_and_checkpoints(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = tiny_model()
+    assert model.get_layer("head_conv").compute_dtype == "bfloat16" and model.output.dtype == "float32"
+    result = training.train(model, batches("train"), batches("val"), epochs=1, out_dir=str(tmp_path), verbose=0)
+    assert np.isfinite(result.history["loss"][0])
+    best = keras.saving.load_model(result.best_path)
+    assert best.get_layer("head_conv").compute_dtype == "bfloat16"

@@ -95,23 +95,19 @@ class Segmenter(keras.Model):
         """Train the encoder again. Re-``compile`` after."""
         self.encoder.trainable = True
 
-    def predict_mask(self, images, batch_size=None, threshold=0.5):
-        """Integer label maps ``(B, H, W)`` for images ``(B, H, W, C)`` (or one image ``(H, W, C)``).
+    def predict_mask(self, images, batch_size=8, threshold=0.5, probabilities=False, sliding_window=None, tta=None):
+        """Integer label maps at each image's own size; see :func:`keras_seg.inference.predict_mask`.
 
-        Multiclass: argmax over classes. One channel: foreground where the
-        probability exceeds ``threshold`` (logits go through a sigmoid first).
+        ``images``: one image ``(H, W, C)`` -> ``(H, W)``; a batch ``(N, H, W, C)`` ->
+        ``(N, H, W)``; a list of images of any sizes -> a list. Multiclass: argmax over
+        classes; one channel: probability above ``threshold``. ``sliding_window`` and
+        ``tta`` take the configs of :func:`keras_seg.inference.sliding_window` and
+        :func:`keras_seg.inference.tta`.
         """
-        images = np.asarray(images)
-        single = images.ndim == 3
-        if single:
-            images = images[None]
-        scores = self.predict(images, batch_size=batch_size, verbose=0)
-        if scores.shape[-1] == 1:
-            probs = scores[..., 0] if self.activation == "sigmoid" else 1.0 / (1.0 + np.exp(-scores[..., 0]))
-            masks = (probs > threshold).astype("int32")
-        else:
-            masks = np.argmax(scores, axis=-1).astype("int32")
-        return masks[0] if single else masks
+        from keras_seg.inference import predict_mask
+
+        return predict_mask(self, images, batch_size=batch_size or 8, threshold=threshold,
+                            probabilities=probabilities, sliding_window=sliding_window, tta=tta)  # fmt: skip
 
     # ------------------------------------------------------------------ serialization
 
