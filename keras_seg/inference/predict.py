@@ -104,28 +104,37 @@ def predict_mask(
     single, batch, items = _as_items(images)
     activation = getattr(model, "activation", None)
 
-    def scores_of(group):  # (N, H, W, C) equal sizes -> probabilities (N, H, W, K)
+    # Without TTA and without probabilities asked for, labels come straight from the logits
+    # (same argmax), sparing the (H, W, K) softmax and its temporaries on large images.
+    as_probabilities = probabilities or tta is not None
+
+    def scores_of(group):  # (N, H, W, C) equal sizes -> scores (N, H, W, K)
         if tta is not None:
             return np.stack([
                 tta_probabilities(lambda x: logits_of(x[None])[0], image, activation=activation, **tta)
                 for image in group
             ])  # fmt: skip
-        return to_probabilities(logits_of(group), activation)
+        logits = logits_of(group)
+        return to_probabilities(logits, activation) if as_probabilities else logits
 
     def logits_of(group):
         if sliding_window is not None:
             return np.stack([sliding_window_logits(model, image, pad_to=pad_to, **sliding_window) for image in group])
         return predict_logits(model, group, pad_to)
 
+    def labels_of(scores):
+        is_probability = as_probabilities or activation in ("softmax", "sigmoid")
+        return to_labels(scores, threshold, probabilities=is_probability)
+
     if batch is not None:  # one array of equal-sized images: chunks of batch_size
-        probs = np.concatenate([scores_of(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)])
-        masks = to_labels(probs, threshold)
+        scores = np.concatenate([scores_of(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)])
+        masks = labels_of(scores)
         if single:
-            masks, probs = masks[0], probs[0]
+            masks, scores = masks[0], scores[0]
     else:
-        probs = [scores_of(np.asarray(image, "float32")[None])[0] for image in items]
-        masks = [to_labels(p, threshold) for p in probs]
-    return (masks, probs) if probabilities else masks
+        scores = [scores_of(np.asarray(image, "float32")[None])[0] for image in items]
+        masks = [labels_of(s) for s in scores]
+    return (masks, scores) if probabilities else masks
 
 
 def _as_items(images):
