@@ -170,7 +170,7 @@ def test_tta_model_matches_the_host_procedure_and_saves(unet, tmp_path):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel export runs on TensorFlow")
-def test_wrappers_export_to_saved_model(unet, tmp_path):
+def test_wrappers_export_to_saved_model_and_tflite(unet, tmp_path):
     import tensorflow as tf
 
     image = images_of((24, 32))[0][None]
@@ -180,6 +180,13 @@ def test_wrappers_export_to_saved_model(unet, tmp_path):
     model.export(path, format="tf_saved_model", input_signature=[keras.InputSpec(shape=(1, 24, 32, 3), dtype="float32")], verbose=False)
     reloaded = tf.saved_model.load(path)
     np.testing.assert_allclose(reloaded.serve(tf.constant(image)).numpy(), want, atol=1e-5)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=tf.lite.TFLiteConverter.from_saved_model(path).convert())
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), want, atol=1e-5)
     dynamic = inference.SlidingWindow(unet, window=16)
     dynamic(image)  # built on an array, then traced for unknown sizes
     with pytest.raises(ValueError, match="needs the image height and width"):
