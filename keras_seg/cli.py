@@ -164,9 +164,8 @@ def train(args):
     if not args.no_augment:
         augment = D.Augment(crop_size=size, scale=(0.75, 1.5), rotation=15, brightness=0.1, contrast=0.1,
                             ignore_index=meta.ignore_index)  # fmt: skip
-    resize = "stretch"
-    train_b = D.prepare(train_ds, args.batch_size, size, augment=augment, shuffle=1024, seed=args.seed, resize=resize)
-    val_b = D.prepare(val_ds, args.batch_size, size, resize=resize)
+    train_b = D.prepare(train_ds, args.batch_size, size, augment=augment, shuffle=1024, seed=args.seed)
+    val_b = D.prepare(val_ds, args.batch_size, size)
     weights = None
     if args.class_weights:
         weights = keras_seg.losses.compute_class_weights(
