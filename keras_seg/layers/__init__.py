@@ -3,5 +3,6 @@
 from keras_seg.layers.blocks import aspp, conv_bn_act, double_conv
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.layers.resize import ResizeLike
+from keras_seg.layers.upsample import Conv2DTranspose
 
-__all__ = ["ImagePreprocessing", "ResizeLike", "aspp", "conv_bn_act", "double_conv"]
+__all__ = ["Conv2DTranspose", "ImagePreprocessing", "ResizeLike", "aspp", "conv_bn_act", "double_conv"]

@@ -7,6 +7,7 @@ import keras
 from keras_seg.encoders import UNetEncoder, deepest_stride, level_key
 from keras_seg.layers.blocks import conv_bn_act, double_conv
 from keras_seg.layers.resize import ResizeLike
+from keras_seg.layers.upsample import Conv2DTranspose
 from keras_seg.models.segmenter import Segmenter, check_input_shape, check_num_classes
 
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
@@ -88,7 +89,7 @@ class UNet(Segmenter):
         x = features[level_key(2 ** len(widths))]
         for level in reversed(range(len(widths))):
             skip = features[level_key(2**level)]
-            x = keras.layers.Conv2DTranspose(widths[level], 2, strides=2, name=f"up{level}_transpose")(x)
+            x = Conv2DTranspose(widths[level], 2, strides=2, name=f"up{level}_transpose")(x)
             x = ResizeLike("nearest", name=f"up{level}_match")([x, skip])
             x = keras.layers.Concatenate(name=f"up{level}_concat")([skip, x])
             x = double_conv(x, widths[level], name=f"up{level}")
