@@ -4,6 +4,7 @@ import importlib
 
 from keras_seg.version import __version__
 from keras_seg import encoders
+from keras_seg import export
 from keras_seg import inference
 from keras_seg import layers
 from keras_seg import losses
@@ -12,7 +13,7 @@ from keras_seg import models
 from keras_seg import training
 from keras_seg import viz
 
-__all__ = ["__version__", "data", "encoders", "inference", "layers", "losses", "metrics", "models", "training", "viz"]
+__all__ = ["__version__", "data", "encoders", "export", "inference", "layers", "losses", "metrics", "models", "training", "viz"]
 
 
 def __getattr__(name):
