@@ -1,10 +1,11 @@
-"""The ``keras-seg`` command: ``info``, ``train``, ``evaluate``, ``predict``.
+"""The ``keras-seg`` command: ``info``, ``train``, ``evaluate``, ``predict``, ``export``, ``bench``.
 
 Errors a user can cause (a missing folder, a mask without an image, an unknown
 encoder) print one line, ``keras-seg: error: ...``, and exit with status 1; bad
 arguments exit with 2 and the usage. ``KERAS_SEG_DEBUG=1`` shows the traceback.
 Every command takes ``--backend`` (it re-runs itself in a child process with
-``KERAS_BACKEND`` set, because Keras fixes its backend at import).
+``KERAS_BACKEND`` set, because Keras fixes its backend at import); ``bench`` starts a child
+per backend itself.
 """
 
 import argparse
@@ -17,6 +18,8 @@ import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # keras_seg.export.FORMATS (not imported: it loads Keras)
+EXPORT_OUTPUTS = ("logits", "probabilities", "labels")
 
 
 def _version():
@@ -126,6 +129,51 @@ def build_parser():
     p.add_argument("--out", default="predictions", help="output folder (predictions)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0.5)")
     _add_inference_args(p)
+
+    x = sub.add_parser("export", parents=[backend], help="convert a .keras model to SavedModel, TFLite or ONNX, check it")
+    x.add_argument("model", help="a .keras file")
+    x.add_argument("out", help="the artifact: a SavedModel folder, a .tflite or an .onnx file")
+    x.add_argument("--format", choices=EXPORT_FORMATS, help="(default: from OUT: .tflite, .onnx, else saved_model)")
+    x.add_argument("--input-size", help="fixed input size H,W (or one number), e.g. 256,256; TFLite needs one")
+    x.add_argument("--batch-size", type=int, help="fixed batch size (default: 1 for TFLite, any for the others)")
+    x.add_argument("--output", choices=EXPORT_OUTPUTS, help="logits, probabilities or labels (a uint8 label map)")
+    x.add_argument("--quantize", choices=("float16", "dynamic", "int8"), help="TFLite: all three; ONNX: dynamic, int8")
+    x.add_argument("--input-dtype", default="float32", choices=("float32", "uint8"), help="pixel type taken (float32)")
+    x.add_argument("--opset", type=int, help="ONNX opset (17)")
+    x.add_argument("--no-verify", action="store_true", help="do not run the artifact and compare it with the model")
+    d = x.add_argument_group("calibration and verification data")
+    d.add_argument("--calibration", metavar="SOURCE",
+                   help="int8 calibration images: shapes, folder, voc, pets (see below) or a folder of images")  # fmt: skip
+    d.add_argument("--num-calibration", type=int, default=100, help="calibration images (100)")
+    d.add_argument("--verify-data", metavar="SOURCE",
+                   help="images to compare on, as --calibration (default: the calibration data or synthetic)")  # fmt: skip
+    d.add_argument("--num-verify", type=int, default=32, help="verification images (32)")
+    d.add_argument("--split", default="val", help="the split calibration images come from (val)")
+    d.add_argument("--verify-split", help="the split verification images come from (default: --split)")
+    d.add_argument("--root", help="voc: the VOC2012 folder")
+    d.add_argument("--images", help="folder: the image folder")
+    d.add_argument("--masks", help="folder: the mask folder")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="folder: share held out as the val split (0.1)")
+    d.add_argument("--classes", help="comma-separated class names, index 0 first (default: those stored in MODEL)")
+    d.add_argument("--ignore-index", type=int, help="folder: the void label of the masks")
+    d.add_argument("--data-dir", help="pets: tensorflow-datasets data folder")
+    d.add_argument("--seed", type=int, default=0, help="shapes: the data seed (0)")
+
+    b = sub.add_parser("bench", help="training and inference speed per backend, as ratios to native PyTorch")
+    b.add_argument("--quick", action="store_true", help="the classic U-Net on every backend, float32 (under 3 minutes)")
+    b.add_argument("--preset", choices=("quick", "cpu", "gpu"), default="cpu",
+                   help="quick, cpu (the full CPU table, default) or gpu (JAX, PyTorch, native, bigger batches)")  # fmt: skip
+    b.add_argument("--models", help="comma-separated subset of: unet, unet-resnet50, deeplabv3plus-resnet50, fcn8s")
+    b.add_argument("--impls", help="comma-separated: tensorflow, tensorflow-xla, jax, torch, torch-compile, "
+                   "pytorch-native, tflite, tflite-int8, onnx")  # fmt: skip
+    b.add_argument("--precisions", help="comma-separated: float32, mixed")
+    b.add_argument("--data", help="comma-separated: memory (arrays), pipeline (tf.data with augmentation)")
+    b.add_argument("--batch-size", type=int, help="images per step (preset: 4 on CPU, 16 on GPU)")
+    b.add_argument("--image-size", type=int, help="square image side (preset: 128 on CPU, 256 on GPU)")
+    b.add_argument("--steps", type=int, help="timed steps after the warm-up")
+    b.add_argument("--warmup", type=int, help="steps left out of the median (the first is reported apart)")
+    b.add_argument("--out", default="bench.json", help="JSON results; the table goes beside it as .md (bench.json)")
+    b.add_argument("--timeout", type=int, default=900, help="seconds allowed per measurement (900)")
     return parser
 
 
@@ -276,7 +324,74 @@ def predict(args):
     return 0
 
 
+def export(args):
+    import keras_seg.export
+
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"{args.model} does not exist; pass a .keras file (keras-seg train, model.save).")
+    size = _size(args.input_size)
+    names = args.classes.split(",") if args.classes else None
+    try:
+        stored = keras_seg.training.read_state(args.model).get("class_names")
+    except Exception:  # noqa: BLE001 - not a keras_seg checkpoint; export() says what is wrong with the file
+        stored = None
+    calibration = _export_data(args, args.calibration, args.split, args.num_calibration, size, names or stored)
+    verify_source = args.verify_data or args.calibration
+    verify_data = None
+    if not args.no_verify:
+        verify_data = _export_data(args, verify_source, args.verify_split or args.split, args.num_verify, size,
+                                   names or stored)  # fmt: skip
+    if args.quantize == "int8" and calibration is None:
+        raise ValueError("--quantize int8 needs calibration images: add --calibration shapes|folder|voc|pets|FOLDER.")
+    report = keras_seg.export.export(
+        args.model, args.out, format=args.format, input_size=size, batch_size=args.batch_size, output=args.output,
+        quantize=args.quantize, representative_data=calibration, input_dtype=args.input_dtype, class_names=names,
+        verify=not args.no_verify, verify_data=verify_data, opset=args.opset, num_calibration=args.num_calibration,
+        num_verify=args.num_verify, quiet=True,
+    )  # fmt: skip
+    print(report)
+    print(f"wrote {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _size(text):
+    """``"256,320"`` -> (256, 320); ``"256"`` -> (256, 256); None -> None."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise ValueError(f"--input-size {text!r} must be H,W or one number of pixels, e.g. 256,256")
+    return values * 2 if len(values) == 1 else values
+
+
+def _export_data(args, source, split, count, size, class_names):
+    """Calibration / verification data for ``keras-seg export``: a catalog dataset or a folder of images."""
+    import numpy as np
+    from PIL import Image
+
+    from keras_seg.data import catalog
+
+    if source is None:
+        return None
+    if source in catalog.DATASETS:
+        options = argparse.Namespace(**vars(args))
+        options.data, options.num_train, options.num_val = source, count, count
+        options.image_size = size or 64
+        options.val_images = options.val_masks = None
+        return _dataset(options, split, class_names=class_names)[0]
+    if os.path.isdir(source):
+        images = []
+        for path in _expand_inputs([source])[:count]:
+            with Image.open(path) as img:
+                images.append(np.asarray(img.convert("RGB"), dtype=np.float32))
+        return images
+    raise FileNotFoundError(f"{source!r} is neither a dataset ({', '.join(catalog.DATASETS)}) nor a folder of images.")
 
 
 def _dataset(args, split, class_names=None):
@@ -417,7 +532,27 @@ def _loaded():
     return keras.backend.backend()
 
 
-COMMANDS = {"info": info, "train": train, "evaluate": evaluate, "predict": predict}
+def bench(args):
+    from keras_seg.bench import runner
+
+    preset = runner.presets("quick" if args.quick else args.preset)
+    for name in ("models", "impls", "precisions", "data"):
+        if getattr(args, name):
+            preset[name] = tuple(v.strip() for v in getattr(args, name).split(",") if v.strip())
+    for name in ("batch_size", "image_size", "steps", "warmup"):
+        if getattr(args, name) is not None:
+            preset[name] = getattr(args, name)
+    extra = preset.pop("extra", [])
+    cfgs = runner.plan(**preset) + (extra if not any(getattr(args, n) for n in ("models", "impls")) else [])
+    start = time.time()
+    results = runner.run(cfgs, timeout=args.timeout, path=args.out)
+    print(runner.markdown(results))
+    print(f"{len(results)} measurements in {time.time() - start:.0f} s; results in {args.out} and "
+          f"{os.path.splitext(args.out)[0]}.md")  # fmt: skip
+    return 0 if all("error" not in r for r in results) else 1
+
+
+COMMANDS = {"info": info, "train": train, "evaluate": evaluate, "predict": predict, "export": export, "bench": bench}
 
 
 def main(argv=None):
@@ -427,7 +562,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    code = _rerun_with_backend(args.backend, argv)
+    code = _rerun_with_backend(getattr(args, "backend", None), argv)
     if code is not None:
         return code
     try:

@@ -1,0 +1,205 @@
+"""``keras-seg bench``: training and inference speed per backend, as ratios to native PyTorch.
+
+Each measurement runs in its own child process (``python -m keras_seg.bench.worker``) with
+the Keras backend it needs; see :mod:`keras_seg.bench.worker` for what is timed. The native
+PyTorch U-Net (:mod:`keras_seg.bench.torch_unet`) runs in the same command, so every
+classic-U-Net figure is also a ratio: ``step time / native step time`` (below 1 is faster than
+native PyTorch) and ``latency / native latency``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from keras_seg.bench.worker import EXPORTED
+from keras_seg.bench.worker import MODELS
+from keras_seg.bench.worker import NATIVE
+from keras_seg.bench.worker import backend_of
+
+IMPLS = ("tensorflow", "tensorflow-xla", "jax", "torch", "torch-compile", NATIVE) + tuple(EXPORTED)
+PRECISIONS = ("float32", "mixed")
+DATA = ("memory", "pipeline")
+
+
+def presets(name):
+    """The measurements of ``keras-seg bench --preset NAME`` as :func:`plan` arguments (plus ``extra`` cfgs).
+
+    ``quick``: the classic U-Net, batch 4 at 128x128, float32, on TensorFlow, JAX, the PyTorch
+    backend, native PyTorch and TFLite float32 / int8 (under 3 minutes on 2 CPU cores).
+    ``cpu``: the same U-Net on every implementation and data variant, then the three encoder
+    models on the Keras backends. ``gpu``: batch 16 at 256x256 on JAX, the PyTorch backend and
+    native PyTorch (AMP + channels_last for mixed precision), ordered so a run cut short keeps
+    the headline rows.
+    """
+    if name == "quick":
+        return dict(models=("unet",), impls=("tensorflow", "jax", "torch", NATIVE, "tflite", "tflite-int8"),
+                    precisions=("float32",), data=("memory",), batch_size=4, image_size=128, steps=4, warmup=1)  # fmt: skip
+    common = dict(precisions=("float32",), batch_size=4, image_size=128, steps=8, warmup=2)
+    if name == "cpu":
+        others = ("unet-resnet50", "deeplabv3plus-resnet50", "fcn8s")
+        extra = plan(others, ("tensorflow", "jax", "torch"), data=("memory",), **common)
+        return dict(models=("unet",), impls=("tensorflow", "tensorflow-xla", "jax", "torch", NATIVE) + tuple(EXPORTED),
+                    data=DATA, extra=extra, **common)  # fmt: skip
+    if name == "gpu":
+        gpu = dict(data=("memory",), batch_size=16, image_size=256, steps=20, warmup=5)
+        others = ("unet-resnet50", "deeplabv3plus-resnet50", "fcn8s")
+        extra = plan(others, ("jax", "torch"), ("mixed",), **gpu)
+        extra += plan(("unet",), ("torch-compile",), ("mixed",), **gpu)
+        extra += plan(others, ("jax", "torch"), ("float32",), **gpu)
+        return dict(models=("unet",), impls=(NATIVE, "torch", "jax"), precisions=PRECISIONS, extra=extra, **gpu)
+    raise ValueError(f"Unknown preset {name!r}; expected quick, cpu or gpu.")
+
+
+def plan(models, impls, precisions, data, batch_size, image_size, steps, warmup, tasks=("train", "predict")):
+    """The measurements to run: every model x implementation x precision x data variant that makes sense.
+
+    The native PyTorch reference exists for the classic U-Net only and reads data from
+    memory; the ``pipeline`` variant (tf.data feeding ``fit``) needs TensorFlow and is timed
+    for training only; exported models (TFLite, ONNX) are float32 inference only.
+    """
+    _check("model", models, MODELS)
+    _check("implementation", impls, IMPLS)
+    _check("precision", precisions, PRECISIONS)
+    _check("data", data, DATA)
+    cfgs = []
+    for model in models:
+        for precision in precisions:
+            for variant in data:
+                for impl in impls:
+                    if impl == NATIVE and (model != "unet" or variant != "memory"):
+                        continue
+                    exported = impl in EXPORTED
+                    if exported and (variant != "memory" or precision != "float32" or "predict" not in tasks):
+                        continue
+                    cfgs.append(
+                        dict(
+                            tasks=["predict"] if exported else list(tasks) if variant == "memory" else ["train"],
+                            impl=impl,
+                            model=model,
+                            batch_size=int(batch_size),
+                            image_size=int(image_size),
+                            precision=precision,
+                            data=variant,
+                            steps=int(steps),
+                            warmup=int(warmup),
+                        )
+                    )
+    return cfgs
+
+
+def _check(what, values, allowed):
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ValueError(f"Unknown {what} {', '.join(map(repr, bad)) or '(none given)'}; expected some of {', '.join(allowed)}.")
+
+
+def run(cfgs, timeout=900, progress=print, python=None, path=None):
+    """Run each measurement in a child process; a failed one becomes a row with ``error``.
+
+    With ``path``, the results so far are written (:func:`write`) after every measurement,
+    so an interrupted run keeps what it measured.
+    """
+    results = []
+    for i, cfg in enumerate(cfgs, 1):
+        label = f"[{i}/{len(cfgs)}] {cfg['impl']} {cfg['model']} {cfg['precision']} {cfg['data']}"
+        progress(f"{label} ...")
+        results.append(run_one(cfg, timeout=timeout, python=python))
+        row = results[-1]
+        progress(f"{label}: " + (row["error"] if "error" in row else _summary(row)))
+        if path:
+            write(with_ratios(results), path)
+    return with_ratios(results)
+
+
+def run_one(cfg, timeout=900, python=None):
+    env = dict(os.environ, KERAS_BACKEND=backend_of(cfg["impl"]), TF_CPP_MIN_LOG_LEVEL="2")
+    command = [python or sys.executable, "-m", "keras_seg.bench.worker", json.dumps(cfg)]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(cfg, error=f"timed out after {timeout} s")
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            row = json.loads(line[len("BENCH_RESULT "):])
+            row["process_s"] = time.perf_counter() - start
+            return row
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    return dict(cfg, error=f"exit {done.returncode}: {tail[0][:300]}")
+
+
+def _summary(row):
+    parts = []
+    if "train" in row:
+        parts.append(f"train {row['train']['median_step_s'] * 1000:.0f} ms/step")
+    if "predict" in row:
+        parts.append(f"predict {row['predict']['latency_ms']:.0f} ms/image")
+    return ", ".join(parts)
+
+
+def _key(row):
+    return row["model"], row["batch_size"], row["image_size"], row["precision"]
+
+
+def with_ratios(results):
+    """Add ``train_vs_native`` / ``predict_vs_native`` (time ratios) where the native reference was timed."""
+    native = {_key(r): r for r in results if r["impl"] == NATIVE and "error" not in r}
+    for row in results:
+        ref = native.get(_key(row))
+        if ref is None or "error" in row:
+            continue
+        if "train" in row and "train" in ref:
+            row["train_vs_native"] = row["train"]["median_step_s"] / ref["train"]["median_step_s"]
+        if "predict" in row and "predict" in ref:
+            row["predict_vs_native"] = row["predict"]["latency_ms"] / ref["predict"]["latency_ms"]
+            row["predict_throughput_vs_native"] = ref["predict"]["median_step_s"] / row["predict"]["median_step_s"] * (
+                row["batch_size"] / ref["batch_size"]
+            )
+    return results
+
+
+def _fmt(value, spec):
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(results):
+    """A markdown table of the training and inference figures, one row per measurement."""
+    lines = [
+        "| model | implementation | precision | data | batch × size | train step (median) | images/s | "
+        "× native | first step | predict 1 image | images/s (batch) | × native | peak memory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        head = f"| {r['model']} | {r['impl']} | {r['precision']} | {r['data']} | {r['batch_size']} × {r['image_size']}² |"
+        if "error" in r:
+            lines.append(head + f" not measured: {r['error']} |||||||||")
+            continue
+        train, pred = r.get("train", {}), r.get("predict", {})
+        memory = r.get("device_peak_mb") or r.get("host_peak_mb")
+        where = "GPU" if r.get("device_peak_mb") else "RSS"
+        lines.append(
+            head
+            + f" {_fmt(train.get('median_step_s') and train['median_step_s'] * 1000, '.0f')} ms"
+            + f" | {_fmt(train.get('images_per_s'), '.1f')} | {_fmt(r.get('train_vs_native'), '.2f')}"
+            + f" | {_fmt(train.get('first_step_s'), '.1f')} s"
+            + f" | {_fmt(pred.get('latency_ms'), '.1f')} ms | {_fmt(pred.get('images_per_s'), '.1f')}"
+            + f" | {_fmt(r.get('predict_vs_native'), '.2f')} | {f'{memory:,.0f} MB {where}' if memory else '–'} |"
+        )
+    devices = sorted({r["device"] for r in results if r.get("device")})
+    lines.append("")
+    lines.append(f"Device: {'; '.join(devices) or 'unknown'}. × native = time / native PyTorch time (below 1: faster).")
+    return "\n".join(lines)
+
+
+def write(results, path):
+    """``path`` (JSON, every figure) and ``path`` with ``.md`` (the table)."""
+    from keras_seg.utils.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(results, f, indent=1)
+    md = os.path.splitext(path)[0] + ".md"
+    with atomic_path(md) as tmp, open(tmp, "w") as f:
+        f.write(markdown(results) + "\n")
+    return md

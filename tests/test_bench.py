@@ -1,0 +1,151 @@
+"""keras_seg.bench: the native PyTorch reference is the same network, and the benchmark runs.
+
+Speed itself is judged from the benchmark's output (benchmarks/RESULTS.md), never here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_seg.bench import runner
+from keras_seg.bench import worker
+
+torch = pytest.importorskip("torch")
+
+from keras_seg.bench.torch_unet import TorchUNet, count_parameters  # noqa: E402
+
+
+def test_reference_has_the_stated_parameter_count():
+    assert count_parameters(TorchUNet()) == 31_043_521
+    assert count_parameters(TorchUNet(3, 4)) == 31_043_521 + 3 * 64 + 3
+
+
+def _copy_keras_weights_to_torch(model, net):
+    """Layer by layer, by name: conv kernels (kh, kw, in, out) -> (out, in, kh, kw), transposed-conv
+    kernels (kh, kw, out, in) -> (in, out, kh, kw), BatchNorm scale / offset / statistics / epsilon."""
+
+    def weights(name):
+        for owner in (model, model.encoder):
+            try:
+                layer = owner.get_layer(name)
+            except ValueError:
+                continue
+            return layer, [np.asarray(keras.ops.convert_to_numpy(w)) for w in layer.weights]
+        raise KeyError(name)
+
+    def set_(param, value):
+        param.data = torch.from_numpy(np.ascontiguousarray(value))
+
+    def conv(name, dst):
+        kernel, bias = weights(name)[1]
+        set_(dst.weight, kernel.transpose(3, 2, 0, 1))
+        set_(dst.bias, bias)
+
+    def bn(name, dst):
+        layer, (gamma, beta, mean, var) = weights(name)
+        for param, value in ((dst.weight, gamma), (dst.bias, beta), (dst.running_mean, mean), (dst.running_var, var)):
+            set_(param, value)
+        dst.eps = layer.epsilon
+
+    def block(prefix, seq):  # Sequential(conv, bn, relu, conv, bn, relu)
+        conv(f"{prefix}_1_conv", seq[0])
+        bn(f"{prefix}_1_bn", seq[1])
+        conv(f"{prefix}_2_conv", seq[3])
+        bn(f"{prefix}_2_bn", seq[4])
+
+    levels = len(net.encoder)
+    for level in range(levels):
+        block(f"down{level}", net.encoder[level])
+    block("bottleneck", net.bottleneck)
+    for i, level in enumerate(reversed(range(levels))):
+        conv(f"up{level}_transpose", net.up[i])  # the same (3, 2, 0, 1) permutation maps (kh, kw, out, in) -> (in, out, kh, kw)
+        block(f"up{level}", net.decoder[i])
+    conv("head_conv", net.head)
+
+
+def test_reference_computes_what_the_keras_unet_computes():
+    """The same weights in both give the same logits: the reference is the same network, not a look-alike."""
+    from keras_seg.models import UNet
+
+    widths = (4, 8, 16)
+    model = UNet(3, widths=widths)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 24, 40, 3)).astype("float32")
+    # Non-trivial BatchNorm statistics, so that a swapped mean / variance would show.
+    for layer in model.encoder.layers + model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights([gamma + rng.uniform(0, 0.5, gamma.shape), beta + rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2.0, var.shape)])  # fmt: skip
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    net = TorchUNet(3, 3, widths).eval()
+    _copy_keras_weights_to_torch(model, net)
+    with torch.no_grad():
+        got = net(torch.from_numpy(x / 255.0).float().permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert got.shape == expected.shape == (2, 24, 40, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_plan_skips_what_has_no_meaning_and_names_bad_values():
+    cfgs = runner.plan(("unet", "fcn8s"), ("tensorflow", "pytorch-native", "tflite"), ("float32", "mixed"),
+                       ("memory", "pipeline"), batch_size=2, image_size=32, steps=1, warmup=0)  # fmt: skip
+    keys = {(c["impl"], c["model"], c["precision"], c["data"]) for c in cfgs}
+    # native: classic U-Net from memory only; tflite: float32 inference from memory only
+    assert ("pytorch-native", "fcn8s", "float32", "memory") not in keys
+    assert ("pytorch-native", "unet", "float32", "pipeline") not in keys
+    assert ("tflite", "unet", "mixed", "memory") not in keys
+    assert len(cfgs) == 2 * 2 * 2 + 2 + 2  # tensorflow everywhere; native: U-Net x 2 precisions; tflite: 2 models
+    assert [c["tasks"] for c in cfgs if c["data"] == "pipeline"][0] == ["train"]
+    with pytest.raises(ValueError, match="'resnet9'.*unet, unet-resnet50"):
+        runner.plan(("resnet9",), ("jax",), ("float32",), ("memory",), 2, 32, 1, 0)
+    with pytest.raises(ValueError, match="'mxnet'"):
+        worker.backend_of("mxnet")
+
+
+def test_ratios_divide_by_the_native_row_of_the_same_setting():
+    def row(impl, step, latency, batch_throughput, precision="float32"):
+        return dict(impl=impl, model="unet", batch_size=4, image_size=128, precision=precision, data="memory",
+                    train={"median_step_s": step}, predict={"latency_ms": latency, "median_step_s": batch_throughput})  # fmt: skip
+
+    rows = runner.with_ratios([row("jax", 3.0, 30.0, 1.0), row("pytorch-native", 2.0, 20.0, 0.5),
+                               row("jax", 1.0, 10.0, 1.0, precision="mixed")])  # fmt: skip
+    assert rows[0]["train_vs_native"] == pytest.approx(1.5)
+    assert rows[0]["predict_vs_native"] == pytest.approx(1.5)
+    assert rows[0]["predict_throughput_vs_native"] == pytest.approx(0.5)
+    assert rows[1]["train_vs_native"] == pytest.approx(1.0)
+    assert "train_vs_native" not in rows[2]  # no native mixed-precision row to compare with
+    lines = runner.markdown(rows).splitlines()
+    assert lines[2] == "| unet | jax | float32 | memory | 4 × 128² | 3000 ms | – | 1.50 | – s | 30.0 ms | – | 1.50 | – |"
+    assert lines[4].endswith("| 10.0 ms | – | – | – |")  # mixed: no native row, no ratio
+
+
+@pytest.mark.slow
+def test_bench_command_measures_keras_and_native_pytorch(tmp_path):
+    """``keras-seg bench`` on a tiny setting: a Keras row and a native row, each trained and timed, with ratios."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the command starts its own child per backend; one run (TensorFlow CI pass) covers it")
+    out = tmp_path / "bench.json"
+    impl = keras.backend.backend()
+    command = [sys.executable, "-m", "keras_seg.cli", "bench", "--models", "unet", "--impls", f"{impl},pytorch-native",
+               "--data", "memory", "--batch-size", "1", "--image-size", "32", "--steps", "2", "--warmup", "1",
+               "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["impl"] for r in rows] == [impl, "pytorch-native"]
+    keras_row, native = rows
+    for r in rows:
+        assert r["train"]["median_step_s"] > 0 and r["predict"]["latency_ms"] > 0
+        assert r["train"]["images_per_s"] == pytest.approx(1 / r["train"]["median_step_s"])
+    assert keras_row["params"] == native["params"] == 31_043_521 + 3 * 64 + 3 + 0  # 4 classes
+    assert keras_row["train_vs_native"] == pytest.approx(
+        keras_row["train"]["median_step_s"] / native["train"]["median_step_s"]
+    )
+    table = (tmp_path / "bench.md").read_text()
+    assert table.count("| unet |") == 2 and "× native" in table
+    assert "× native" in done.stdout
