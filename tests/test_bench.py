@@ -120,7 +120,7 @@ def test_ratios_divide_by_the_native_row_of_the_same_setting():
     assert rows[1]["train_vs_native"] == pytest.approx(1.0)
     assert "train_vs_native" not in rows[2]  # no native mixed-precision row to compare with
     lines = runner.markdown(rows).splitlines()
-    assert lines[2] == "| unet | jax | float32 | memory | 4 × 128² | 3000 ms | – | 1.50 | – s | 30.0 ms | – | 1.50 | – |"
+    assert lines[2] == "| unet | jax | float32 | memory | 4 × 128² | 3000 ms | – | 1.50 | – | 30.0 ms | – | 1.50 | – |"
     assert lines[4].endswith("| 10.0 ms | – | – | – |")  # mixed: no native row, no ratio
 
 

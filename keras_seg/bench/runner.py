@@ -160,8 +160,8 @@ def with_ratios(results):
     return results
 
 
-def _fmt(value, spec):
-    return "–" if value is None else format(value, spec)
+def _fmt(value, spec, unit=""):
+    return "–" if value is None else format(value, spec) + unit
 
 
 def markdown(results):
@@ -181,10 +181,10 @@ def markdown(results):
         where = "GPU" if r.get("device_peak_mb") else "RSS"
         lines.append(
             head
-            + f" {_fmt(train.get('median_step_s') and train['median_step_s'] * 1000, '.0f')} ms"
+            + f" {_fmt(train.get('median_step_s') and train['median_step_s'] * 1000, '.0f', ' ms')}"
             + f" | {_fmt(train.get('images_per_s'), '.1f')} | {_fmt(r.get('train_vs_native'), '.2f')}"
-            + f" | {_fmt(train.get('first_step_s'), '.1f')} s"
-            + f" | {_fmt(pred.get('latency_ms'), '.1f')} ms | {_fmt(pred.get('images_per_s'), '.1f')}"
+            + f" | {_fmt(train.get('first_step_s'), '.1f', ' s')}"
+            + f" | {_fmt(pred.get('latency_ms'), '.1f', ' ms')} | {_fmt(pred.get('images_per_s'), '.1f')}"
             + f" | {_fmt(r.get('predict_vs_native'), '.2f')} | {f'{memory:,.0f} MB {where}' if memory else '–'} |"
         )
     devices = sorted({r["device"] for r in results if r.get("device")})

@@ -140,13 +140,17 @@ def _write_tflite(path, module, function, facts, metadata, calibration, options,
     else:
         content = converter.convert()
     float_ops, quantization = _tflite_inspect(content)
+    if facts.quantize not in ("int8", "dynamic"):  # a float model: "fully integer" does not apply
+        float_ops, fully_integer = [], None
+    else:
+        fully_integer = not float_ops
     if facts.input_dtype == "uint8" and quantization and tuple(quantization) != (1.0, 0):
         notes.append(f"the uint8 input is quantized with scale {quantization[0]:.6g} and zero point "
                      f"{quantization[1]}: feed round(pixel / scale + zero point), not raw pixels")  # fmt: skip
-    metadata = dict(metadata, input_quantization=quantization, fully_integer=not float_ops)
+    metadata = dict(metadata, input_quantization=quantization, fully_integer=fully_integer)
     with open(path, "wb") as f:
         f.write(M.add_to_tflite(content, metadata))
-    return {"fully_integer": not float_ops, "float_ops": float_ops, "input_quantization": quantization}
+    return {"fully_integer": fully_integer, "float_ops": float_ops, "input_quantization": quantization}
 
 
 def _calibration_batches(images, facts):
@@ -222,7 +226,8 @@ def _write_onnx(path, module, function, facts, metadata, calibration, options, n
         proto = _quantize_onnx(proto, facts, calibration)
     if facts.quantize == "dynamic":
         notes.append("onnxruntime runs dynamically quantized convolutions (ConvInteger) slower than float ones on "
-                     "most CPUs; quantize='int8' (static, QDQ) is smaller and faster for a convolutional model")  # fmt: skip
+                     "most CPUs; quantize='int8' (static, QDQ) is smaller, but on CPUs without fast int8 "
+                     "kernels not faster than float either: measure (report.latency_ms)")  # fmt: skip
     onnx.save(M.add_to_onnx(proto, metadata), path)
     return {"opset": options.opset}
 
