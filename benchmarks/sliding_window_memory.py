@@ -11,7 +11,6 @@ model and making the image), with the shipped shapes U-Net (1.9 M parameters, 4 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -20,13 +19,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "saved_models", "shapes_unet.keras")
 
 
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
-
-
 def child(size, window, batch_size):
     import keras
     import numpy as np
+
+    from keras_seg.bench.worker import host_peak_mb as peak_mb  # ru_maxrss in MB
 
     import keras_seg
 

@@ -192,11 +192,12 @@ def confusion(truth, prediction, num_classes):
 
 
 def mean_iou(cm):
-    """Mean IoU over the classes present in truth or prediction (keras_seg.metrics' convention); 0 if none."""
-    inter = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - inter
-    present = union > 0
-    return float(np.mean(inter[present] / union[present])) if present.any() else 0.0
+    """Mean IoU over the classes present in truth or prediction: keras_seg.metrics' formula, as a float."""
+    from keras import ops
+
+    from keras_seg.metrics.confusion import mean_iou as metric_mean_iou
+
+    return float(ops.convert_to_numpy(metric_mean_iou(cm)))
 
 
 def directory_size(path):
