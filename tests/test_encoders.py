@@ -150,7 +150,7 @@ def test_imagenet_offline_fails_fast_with_a_fix(monkeypatch):
         raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(ConnectionError) as info:
         ApplicationEncoder("mobilenetv2", weights="imagenet")
     message = str(info.value)
     assert "~/.keras/models/" in message and "encoder_weights='/path/to/file.h5'" in message

@@ -17,7 +17,7 @@ import keras_seg
 from keras_seg import export as E
 from keras_seg.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from keras_seg.data.shapes import shapes_arrays
-from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, UNet
+from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, SegFormer, UNet
 from test_models import tiny_encoder  # the bring-your-own encoder of the model battery
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +36,7 @@ ARCHITECTURES = {  # the smallest settings that build
     "deeplabv3": lambda: DeepLabV3(3, encoder=tiny_encoder(), aspp_channels=8),  # atrous rates 3, 6, 9
     "deeplabv3plus": lambda: DeepLabV3Plus(3, encoder=tiny_encoder(), aspp_channels=8, low_level_channels=4,
                                            decoder_channels=8),  # fmt: skip
+    "segformer": lambda: SegFormer(3, variant="b0"),  # MiT-b0: attention with positions flattened in the graph
 }
 
 
@@ -55,7 +56,7 @@ def assert_float_parity(report):
 
 @on_tensorflow
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if "mobilenet" in n else n for n in sorted(ARCHITECTURES)]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if "mobilenet" in n or n == "segformer" else n for n in sorted(ARCHITECTURES)]
 )
 def test_every_architecture_exports_to_every_format(name, tmp_path):
     model = ARCHITECTURES[name]()

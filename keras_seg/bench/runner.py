@@ -2,8 +2,9 @@
 
 Each measurement runs in its own child process (``python -m keras_seg.bench.worker``) with
 the Keras backend it needs; see :mod:`keras_seg.bench.worker` for what is timed. The native
-PyTorch U-Net (:mod:`keras_seg.bench.torch_unet`) runs in the same command, so every
-classic-U-Net figure is also a ratio: ``step time / native step time`` (below 1 is faster than
+PyTorch U-Net (:mod:`keras_seg.bench.torch_unet`) and SegFormer-B0 (``transformers``',
+:mod:`keras_seg.bench.torch_segformer`) run in the same command, so every classic-U-Net and
+SegFormer-B0 figure is also a ratio: ``step time / native step time`` (below 1 is faster than
 native PyTorch) and ``latency / native latency``.
 """
 
@@ -16,6 +17,7 @@ import time
 from keras_seg.bench.worker import EXPORTED
 from keras_seg.bench.worker import MODELS
 from keras_seg.bench.worker import NATIVE
+from keras_seg.bench.worker import NATIVE_MODELS
 from keras_seg.bench.worker import backend_of
 
 IMPLS = ("tensorflow", "tensorflow-xla", "jax", "torch", "torch-compile", NATIVE) + tuple(EXPORTED)
@@ -29,25 +31,27 @@ def presets(name):
     ``quick``: the classic U-Net, batch 4 at 128x128, float32, on TensorFlow, JAX, the PyTorch
     backend, native PyTorch and TFLite float32 / int8 (under 3 minutes on 2 CPU cores).
     ``cpu``: the same U-Net on every implementation and data variant, then the three encoder
-    models on the Keras backends. ``gpu``: batch 16 at 256x256 on JAX, the PyTorch backend and
-    native PyTorch (AMP + channels_last for mixed precision), ordered so a run cut short keeps
-    the headline rows.
+    models and SegFormer-B0 on the Keras backends (SegFormer-B0 also in native PyTorch).
+    ``gpu``: batch 16 at 256x256 on JAX, the PyTorch backend and native PyTorch (AMP +
+    channels_last for mixed precision), ordered so a run cut short keeps the headline rows.
     """
     if name == "quick":
         return dict(models=("unet",), impls=("tensorflow", "jax", "torch", NATIVE, "tflite", "tflite-int8"),
                     precisions=("float32",), data=("memory",), batch_size=4, image_size=128, steps=4, warmup=1)  # fmt: skip
     common = dict(precisions=("float32",), batch_size=4, image_size=128, steps=8, warmup=2)
     if name == "cpu":
-        others = ("unet-resnet50", "deeplabv3plus-resnet50", "fcn8s")
+        others = ("unet-resnet50", "deeplabv3plus-resnet50", "fcn8s", "segformer-b0")
         extra = plan(others, ("tensorflow", "jax", "torch"), data=("memory",), **common)
+        extra += plan(("segformer-b0",), (NATIVE,), data=("memory",), **common)
         return dict(models=("unet",), impls=("tensorflow", "tensorflow-xla", "jax", "torch", NATIVE) + tuple(EXPORTED),
                     data=DATA, extra=extra, **common)  # fmt: skip
     if name == "gpu":
         gpu = dict(data=("memory",), batch_size=16, image_size=256, steps=20, warmup=5)
-        others = ("unet-resnet50", "deeplabv3plus-resnet50", "fcn8s")
+        others = ("unet-resnet50", "deeplabv3plus-resnet50", "fcn8s", "segformer-b0")
         extra = plan(others, ("jax", "torch"), ("mixed",), **gpu)
         extra += plan(("unet",), ("torch-compile",), ("mixed",), **gpu)
         extra += plan(others, ("jax", "torch"), ("float32",), **gpu)
+        extra += plan(("segformer-b0",), (NATIVE,), PRECISIONS, **gpu)
         return dict(models=("unet",), impls=(NATIVE, "torch", "jax"), precisions=PRECISIONS, extra=extra, **gpu)
     raise ValueError(f"Unknown preset {name!r}; expected quick, cpu or gpu.")
 
@@ -55,8 +59,8 @@ def presets(name):
 def plan(models, impls, precisions, data, batch_size, image_size, steps, warmup, tasks=("train", "predict")):
     """The measurements to run: every model x implementation x precision x data variant that makes sense.
 
-    The native PyTorch reference exists for the classic U-Net only and reads data from
-    memory; the ``pipeline`` variant (tf.data feeding ``fit``) needs TensorFlow and is timed
+    The native PyTorch reference exists for the classic U-Net and SegFormer-B0 and reads data
+    from memory; the ``pipeline`` variant (tf.data feeding ``fit``) needs TensorFlow and is timed
     for training only; exported models (TFLite, ONNX) are float32 inference only.
     """
     _check("model", models, MODELS)
@@ -68,7 +72,7 @@ def plan(models, impls, precisions, data, batch_size, image_size, steps, warmup,
         for precision in precisions:
             for variant in data:
                 for impl in impls:
-                    if impl == NATIVE and (model != "unet" or variant != "memory"):
+                    if impl == NATIVE and (model not in NATIVE_MODELS or variant != "memory"):
                         continue
                     exported = impl in EXPORTED
                     if exported and (variant != "memory" or precision != "float32" or "predict" not in tasks):

@@ -10,7 +10,7 @@ A measurement is a dict::
 
     {"tasks": ["train", "predict"],
      "impl": "tensorflow" | "tensorflow-xla" | "jax" | "torch" | "torch-compile" | "pytorch-native",
-     "model": "unet" | "unet-resnet50" | "deeplabv3plus-resnet50" | "fcn8s",
+     "model": "unet" | "unet-resnet50" | "deeplabv3plus-resnet50" | "fcn8s" | "segformer-b0",
      "batch_size": 4, "image_size": 128, "precision": "float32" | "mixed",
      "data": "memory" | "pipeline", "steps": 10, "warmup": 3}
 
@@ -38,7 +38,10 @@ KERAS_IMPLS = {"tensorflow": "tensorflow", "tensorflow-xla": "tensorflow", "jax"
 # The model exported by keras_seg.export and run in its runtime (inference only).
 EXPORTED = {"tflite": ("tflite", None), "tflite-int8": ("tflite", "int8"), "onnx": ("onnx", None)}
 NATIVE = "pytorch-native"
-MODELS = ("unet", "unet-resnet50", "deeplabv3plus-resnet50", "fcn8s")
+MODELS = ("unet", "unet-resnet50", "deeplabv3plus-resnet50", "fcn8s", "segformer-b0")
+# The models with a native PyTorch reference: the classic U-Net (keras_seg.bench.torch_unet) and
+# SegFormer-B0 (Hugging Face transformers' implementation, keras_seg.bench.torch_segformer).
+NATIVE_MODELS = ("unet", "segformer-b0")
 
 
 def backend_of(impl):
@@ -163,6 +166,8 @@ def build_keras_model(name, image_size, num_classes=NUM_CLASSES):
         return models.DeepLabV3Plus(num_classes, encoder="resnet50", input_shape=shape)
     if name == "fcn8s":
         return models.FCN(num_classes, encoder="vgg16", variant="8s", input_shape=shape)
+    if name == "segformer-b0":
+        return models.SegFormer(num_classes, variant="b0", input_shape=shape)
     raise ValueError(f"Unknown benchmark model {name!r}; expected one of {MODELS}.")
 
 
@@ -281,16 +286,25 @@ def keras_params(model):
 # ---------------------------------------------------------------------------------------- pytorch
 
 
+def native_network(name, num_classes=NUM_CLASSES):
+    """The native PyTorch network of a benchmark model (:data:`NATIVE_MODELS`)."""
+    if name == "unet":
+        from keras_seg.bench.torch_unet import TorchUNet
+
+        return TorchUNet(3, num_classes)
+    if name == "segformer-b0":
+        from keras_seg.bench.torch_segformer import TorchSegFormer
+
+        return TorchSegFormer(num_classes)
+    raise ValueError(f"The native PyTorch reference exists for {', '.join(NATIVE_MODELS)} only, not {name!r}.")
+
+
 def _torch_setup(cfg):
     import torch
 
-    from keras_seg.bench.torch_unet import TorchUNet
-
-    if cfg["model"] != "unet":
-        raise ValueError(f"The native PyTorch reference is the classic U-Net only, not {cfg['model']!r}.")
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = TorchUNet(3, NUM_CLASSES).to(device)
+    model = native_network(cfg["model"]).to(device)
     # channels_last is PyTorch's fast layout for convolutions on GPUs (tensor cores); on a CPU
     # the default NCHW is what a PyTorch user runs.
     layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format

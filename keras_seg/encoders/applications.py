@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_seg.encoders.base import Encoder, level_key
+from keras_seg.encoders.mit import MIT_ENCODERS
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
 
@@ -92,8 +93,8 @@ _GLOBAL = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
 
 def list_encoders():
-    """Names accepted by ``encoder=`` (besides a model object)."""
-    return sorted(FAMILIES)
+    """Names accepted by ``encoder=`` (besides a model object): the keras.applications families, then MiT b0..b5."""
+    return sorted(FAMILIES) + sorted(MIT_ENCODERS)
 
 
 def _unknown(name):
@@ -296,7 +297,7 @@ def _build_application(name, in_channels, weights):
     except Exception as error:  # download failures surface as many exception types
         if weights != "imagenet":
             raise
-        raise RuntimeError(
+        raise ConnectionError(  # an OSError: the command line reports it in one line
             f"Could not get the ImageNet weights of {_A}.{constructor} ({type(error).__name__}: {error}). "
             "Keras downloads them once to ~/.keras/models/; offline, copy that *_notop.h5 file there, or pass its "
             "path as encoder_weights='/path/to/file.h5' (or encoder_weights=None for random initialisation)."
@@ -324,6 +325,9 @@ class ApplicationEncoder(Encoder):
     """
 
     def __init__(self, backbone="resnet50", weights=None, in_channels=3, output_stride=32, **kwargs):
+        if backbone in MIT_ENCODERS:
+            raise ValueError(f"{backbone!r} is not a keras.applications family: build it with "
+                             f"keras_seg.encoders.build_encoder({backbone!r}) or MiTEncoder.")
         if backbone not in FAMILIES:
             raise _unknown(backbone)
         if output_stride not in OUTPUT_STRIDES:

@@ -2,10 +2,11 @@
 
 from keras_seg.models.deeplab import DeepLabV3, DeepLabV3Plus
 from keras_seg.models.fcn import FCN
+from keras_seg.models.segformer import SegFormer
 from keras_seg.models.segmenter import Segmenter
 from keras_seg.models.unet import UNet
 
-ARCHITECTURES = {"fcn": FCN, "unet": UNet, "deeplabv3": DeepLabV3, "deeplabv3plus": DeepLabV3Plus}
+ARCHITECTURES = {"fcn": FCN, "unet": UNet, "deeplabv3": DeepLabV3, "deeplabv3plus": DeepLabV3Plus, "segformer": SegFormer}
 
 
 def get(name):
@@ -16,4 +17,4 @@ def get(name):
     return ARCHITECTURES[key]
 
 
-__all__ = ["ARCHITECTURES", "DeepLabV3", "DeepLabV3Plus", "FCN", "Segmenter", "UNet", "get"]
+__all__ = ["ARCHITECTURES", "DeepLabV3", "DeepLabV3Plus", "FCN", "SegFormer", "Segmenter", "UNet", "get"]

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_seg.encoders import deepest_stride, level_key, pyramid_channels
+from keras_seg.encoders import deepest_stride, level_key, output_strides, pyramid_channels
 from keras_seg.layers.blocks import aspp, conv_bn_act
 from keras_seg.layers.resize import ResizeLike
 from keras_seg.models.segmenter import Segmenter, check_num_classes
@@ -25,9 +25,9 @@ class _DeepLab(Segmenter):
 
     @staticmethod
     def _context(encoder, encoder_weights, input_shape, output_stride, atrous_rates, aspp_channels, aspp_dropout, separable):
-        """Encoder (output stride 16 for a named one), its features, and ASPP on the deepest."""
+        """Encoder (output stride 16 for a named one that can be dilated, else 32), its features, and ASPP on the deepest."""
         if output_stride is None and isinstance(encoder, str):
-            output_stride = 16
+            output_stride = 16 if 16 in output_strides(encoder) else 32  # a transformer (MiT) keeps stride 32
         inputs, enc, features = Segmenter.build_encoder(encoder, encoder_weights, input_shape, output_stride)
         stride = deepest_stride(enc)
         rates = tuple(int(r) for r in (atrous_rates or default_rates(stride)))
