@@ -20,6 +20,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # keras_seg.export.FORMATS (not imported: it loads Keras)
 EXPORT_OUTPUTS = ("logits", "probabilities", "labels")
+ARCHITECTURES = ("unet", "fcn", "deeplabv3", "deeplabv3plus", "segformer")  # keras_seg.models.ARCHITECTURES (not imported here)
 
 
 def _version():
@@ -29,6 +30,34 @@ def _version():
 
 
 # ---------------------------------------------------------------------------------------------- parser
+
+
+def _positive_int(text):
+    """argparse type: an int >= 1 (a bad value exits with status 2 and the usage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _architecture(text):
+    key = text.lower().replace("-", "").replace("_", "")
+    if key not in ARCHITECTURES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an architecture; choose from {', '.join(ARCHITECTURES)}")
+    return key
 
 
 def _add_data_args(p, split):
@@ -43,8 +72,9 @@ def _add_data_args(p, split):
     g.add_argument("--classes", help="folder: comma-separated class names, index 0 first")
     g.add_argument("--ignore-index", type=int, help="folder: the void label of the masks, e.g. 255")
     g.add_argument("--data-dir", help="pets: tensorflow-datasets data folder")
-    g.add_argument("--num-train", type=int, default=1024, help="shapes: training images (1024)")
-    g.add_argument("--num-val", type=int, default=128, help="shapes: validation images (128)")
+    g.add_argument("--skip-corrupt", action="store_true", help="folder, voc: leave out unreadable images / masks")
+    g.add_argument("--num-train", type=_positive_int, default=1024, help="shapes: training images (1024)")
+    g.add_argument("--num-val", type=_positive_int, default=128, help="shapes: validation images (128)")
     g.add_argument("--split", default=split, help=f"the split to read (default: {split})")
     g.add_argument("--seed", type=int, default=0, help="data and initialisation seed (0)")
 
@@ -91,17 +121,17 @@ def build_parser():
 
     t = sub.add_parser("train", parents=[backend], help="train a model and write checkpoints, log and pictures")
     m = t.add_argument_group("model")
-    m.add_argument("--model", default="unet", help="unet, fcn, deeplabv3, deeplabv3plus (default: unet)")
+    m.add_argument("--model", default="unet", type=_architecture, help=f"{', '.join(ARCHITECTURES)} (default: unet)")
     m.add_argument("--encoder", help="encoder name (keras-seg info lists them; default: the architecture's own)")
     m.add_argument("--encoder-weights", help="imagenet or a .weights.h5 path (default: random init)")
     m.add_argument("--widths", default="16,32,64,128", help="classic U-Net (no --encoder) widths (16,32,64,128)")
     m.add_argument("--freeze-encoder-epochs", type=int, default=0, help="train only the decoder at first (0)")
     _add_data_args(t, "train")
     f = t.add_argument_group("training")
-    f.add_argument("--image-size", type=int, default=64, help="training crop / resize size in pixels (64)")
-    f.add_argument("--batch-size", type=int, default=16, help="(16)")
-    f.add_argument("--epochs", type=int, default=20, help="(20)")
-    f.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate (3e-3)")
+    f.add_argument("--image-size", type=_positive_int, default=64, help="training crop / resize size in pixels (64)")
+    f.add_argument("--batch-size", type=_positive_int, default=16, help="(16)")
+    f.add_argument("--epochs", type=_positive_int, default=20, help="(20)")
+    f.add_argument("--lr", type=_positive_float, default=3e-3, help="AdamW peak learning rate (3e-3)")
     f.add_argument("--weight-decay", type=float, default=1e-4, help="(1e-4)")
     f.add_argument("--schedule", default="cosine", choices=("cosine", "poly", "constant"), help="(cosine)")
     f.add_argument("--warmup-epochs", type=int, default=1, help="(1)")
@@ -114,6 +144,9 @@ def build_parser():
     f.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     f.add_argument("--overwrite", action="store_true", help="start a new run in an --out that holds one")
     f.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity (2)")
+    f.add_argument("--distribute", action="store_true",
+                   help="data-parallel on all local GPUs (JAX, TensorFlow; --batch-size is the global batch, a multiple "
+                   "of the device count); KERAS_SEG_CPU_DEVICES=N splits the CPU into N devices to try it")  # fmt: skip
 
     e = sub.add_parser("evaluate", parents=[backend], help="per-class IoU / Dice / precision / recall of a model")
     e.add_argument("model", help="a .keras file")
@@ -163,7 +196,7 @@ def build_parser():
     b.add_argument("--quick", action="store_true", help="the classic U-Net on every backend, float32 (under 3 minutes)")
     b.add_argument("--preset", choices=("quick", "cpu", "gpu"), default="cpu",
                    help="quick, cpu (the full CPU table, default) or gpu (JAX, PyTorch, native, bigger batches)")  # fmt: skip
-    b.add_argument("--models", help="comma-separated subset of: unet, unet-resnet50, deeplabv3plus-resnet50, fcn8s")
+    b.add_argument("--models", help="comma-separated subset of: unet, unet-resnet50, deeplabv3plus-resnet50, fcn8s, segformer-b0")
     b.add_argument("--impls", help="comma-separated: tensorflow, tensorflow-xla, jax, torch, torch-compile, "
                    "pytorch-native, tflite, tflite-int8, onnx")  # fmt: skip
     b.add_argument("--precisions", help="comma-separated: float32, mixed")
@@ -197,12 +230,20 @@ def info(args):
 
 
 def train(args):
+    import contextlib
+
+    with contextlib.ExitStack() as parallel:  # --distribute: data_parallel() from the first operation to the last epoch
+        return _train(args, parallel)
+
+
+def _train(args, parallel):
     import keras
 
     import keras_seg
     from keras_seg import data as D
     from keras_seg.training import train as fit_recipe
 
+    replicas = _data_parallel(args, parallel)  # first: before the backend runs anything (simulated CPUs, several hosts)
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)
     train_ds, meta = _dataset(args, args.split)
@@ -212,7 +253,14 @@ def train(args):
     if not args.no_augment:
         augment = D.Augment(crop_size=size, scale=(0.75, 1.5), rotation=15, brightness=0.1, contrast=0.1,
                             ignore_index=meta.ignore_index)  # fmt: skip
-    train_b = D.prepare(train_ds, args.batch_size, size, augment=augment, shuffle=1024, seed=args.seed)
+    distributed = bool(replicas and replicas.distributed)  # equal shares each step: drop a short last training batch
+    train_b = D.prepare(train_ds, args.batch_size, size, augment=augment, shuffle=1024, seed=args.seed,
+                        drop_remainder=distributed)  # fmt: skip
+    if distributed and int(train_b.cardinality()) == 0:
+        raise ValueError(
+            f"--distribute trains on full batches only, and the training data has fewer images than --batch-size "
+            f"{args.batch_size}; lower --batch-size (a multiple of {replicas.num_replicas}) or add images."
+        )
     val_b = D.prepare(val_ds, args.batch_size, size)
     weights = None
     if args.class_weights:
@@ -248,9 +296,11 @@ def train(args):
         verbose=args.verbose,
     )
     seconds = time.time() - start
+    parallel.close()  # leave data_parallel(): the pictures below run on one device
     _write_json(os.path.join(args.out, "run.json"), {
         "command": "keras-seg " + " ".join(sys.argv[1:]),
         "backend": keras.backend.backend(),
+        "replicas": replicas.num_replicas if replicas else 1,
         "seconds": round(seconds, 1),
         "epochs_run": len(result.history.get("loss", [])),
         "history": result.history,
@@ -260,6 +310,26 @@ def train(args):
     print(f"trained in {seconds:.0f} s; best val mean IoU {best.get('best', float('nan')):.4f} at epoch {best.get('best_epoch')}")
     print(f"wrote {result.best_path}, {result.last_path}, {result.log_path}, " + ", ".join(pictures))
     return 0
+
+
+def _data_parallel(args, stack):
+    """``--distribute``: enter ``keras_seg.training.data_parallel()`` on ``stack`` and say so; None without the flag."""
+    if not args.distribute:
+        return None
+    import warnings
+
+    from keras_seg.training import data_parallel
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        replicas = stack.enter_context(data_parallel())
+    for warning in caught:
+        print(f"keras-seg: warning: {warning.message}", file=sys.stderr)
+    per_replica = replicas.check_batch_size(args.batch_size, "--batch-size")
+    if not replicas.is_chief:  # the other hosts write the same files where they do not race the chief's
+        args.out = os.path.join(args.out, f"worker-{replicas.process_id}")
+    print(f"data parallel: {replicas}; {per_replica} images per replica and step")
+    return replicas
 
 
 def evaluate(args):
@@ -414,6 +484,7 @@ def _dataset(args, split, class_names=None):
         seed=args.seed,
         data_dir=args.data_dir,
         val_fraction=0.0 if args.val_images else args.val_fraction,
+        skip_corrupt=getattr(args, "skip_corrupt", False),
     )
 
 
@@ -567,7 +638,7 @@ def main(argv=None):
         return code
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError) as error:
+    except (ValueError, OSError, ImportError, ArithmeticError) as error:  # OSError: files, downloads; ArithmeticError: a NaN loss
         if os.environ.get("KERAS_SEG_DEBUG"):
             raise
         print(f"keras-seg: error: {error}", file=sys.stderr)

@@ -239,3 +239,184 @@ def test_catalog_load_errors():
         catalog.load("folder", images="a", masks="b")
     ds, info = catalog.load("shapes", "val", num_images=3, image_size=32)
     assert info == data.DatasetInfo("shapes", 4, data.SHAPES_CLASSES, None) and len(as_numpy(ds)) == 3
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_mask_values_outside_the_classes_are_named_with_their_file(tmp_path):
+    image_dir, mask_dir, _, masks = write_pairs(tmp_path)  # values 0..2 and 255
+    bad = masks[1].astype(np.uint8).copy()
+    bad[3, 4], bad[5, 6] = 7, 9
+    Image.fromarray(bad, mode="L").save(os.path.join(mask_dir, "img1.png"))
+    Image.fromarray(np.full((20, 12), 4, np.uint8), mode="L").save(os.path.join(mask_dir, "img2.png"))
+    with pytest.raises(ValueError, match=r"Mask .*img1\.png: label values \[7, 9\] are outside \[0, 3\) and are not "
+                                         r"ignore_index=255.*\(1 more file"):  # fmt: skip
+        data.from_folders(image_dir, mask_dir, ignore_index=255, num_classes=3)
+    # Without an ignore index, 255 is out of range too and the message suggests one.
+    with pytest.raises(ValueError, match=r"img0\.png: label values \[255\] are outside \[0, 3\).*pass the void label as ignore_index.*\(2 more"):
+        data.from_folders(image_dir, mask_dir, num_classes=3)
+    os.remove(os.path.join(mask_dir, "img2.png"))
+    os.remove(os.path.join(image_dir, "img2.png"))
+    # Unchecked data fails on the first bad file when it is read, by name.
+    ds = data.from_folders(image_dir, mask_dir, ignore_index=255, num_classes=3, check=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"img1\.png: label values \[7, 9\]"):
+        as_numpy(ds)
+    # With enough classes the same files are fine.
+    assert len(as_numpy(data.from_folders(image_dir, mask_dir, ignore_index=255, num_classes=10))) == 2
+
+
+def test_corrupt_files_stop_the_build_or_are_skipped_and_counted(tmp_path):
+    image_dir, mask_dir, images, _ = write_pairs(tmp_path, count=4)
+    png = open(os.path.join(image_dir, "img1.png"), "rb").read()
+    with open(os.path.join(image_dir, "img1.png"), "wb") as f:
+        f.write(png[: len(png) // 2])  # truncated
+    with open(os.path.join(mask_dir, "img3.png"), "wb") as f:
+        f.write(b"not an image at all")
+    with pytest.raises(ValueError, match=r"Cannot read .*img1\.png \(.*\); 2 file pair\(s\) in all.*skip_corrupt=True"):
+        data.from_folders(image_dir, mask_dir, ignore_index=255)
+    with pytest.warns(UserWarning, match=r"Skipped 2 of 4 image/mask pairs.*img1\.png.*img3\.png"):
+        ds = data.from_folders(image_dir, mask_dir, ignore_index=255, skip_corrupt=True)
+    got = as_numpy(ds)
+    assert len(got) == 2
+    np.testing.assert_array_equal(got[1][0], images[2].astype(np.float32))  # img0 and img2 remain, in order
+    with pytest.raises(ValueError, match="skip_corrupt=True needs check=True"):
+        data.from_folders(image_dir, mask_dir, check=False, skip_corrupt=True)
+
+
+def test_catalog_skips_corrupt_files_and_reports_them(tmp_path):
+    image_dir, mask_dir, _, _ = write_pairs(tmp_path, count=3)
+    with open(os.path.join(image_dir, "img0.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n garbage")
+    kw = dict(images=image_dir, masks=mask_dir, class_names=["a", "b", "c"], ignore_index=255)
+    with pytest.raises(ValueError, match="Cannot read"):
+        catalog.load("folder", **kw)
+    with pytest.warns(UserWarning, match="Skipped 1 of 3"):
+        ds, _ = catalog.load("folder", skip_corrupt=True, **kw)
+    assert len(as_numpy(ds)) == 2
+    with pytest.raises(ValueError, match=r"label values \[2\] are outside \[0, 2\)"):  # two names: labels 0, 1 only
+        catalog.load("folder", skip_corrupt=True, **dict(kw, class_names=["a", "b"]))
+
+
+def test_grayscale_rgba_and_16_bit_images_become_8_bit_rgb(tmp_path):
+    image_dir, mask_dir, _, _ = write_pairs(tmp_path, count=3)
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, (20, 12), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (20, 12, 4), dtype=np.uint8)
+    deep = rng.integers(0, 65536, (20, 12), dtype=np.uint16)
+    Image.fromarray(gray, mode="L").save(os.path.join(image_dir, "img0.png"))
+    Image.fromarray(rgba, mode="RGBA").save(os.path.join(image_dir, "img1.png"))
+    Image.fromarray(deep).save(os.path.join(image_dir, "img2.png"))
+    assert Image.open(os.path.join(image_dir, "img2.png")).mode == "I;16"
+    got = [image for image, _ in as_numpy(data.from_folders(image_dir, mask_dir, ignore_index=255, num_classes=3))]
+    np.testing.assert_array_equal(got[0], np.repeat(gray[..., None], 3, -1).astype(np.float32))
+    np.testing.assert_array_equal(got[1], rgba[..., :3].astype(np.float32))  # alpha dropped
+    np.testing.assert_array_equal(got[2], np.repeat((deep >> 8)[..., None], 3, -1).astype(np.float32))
+    assert max(g.max() for g in got) <= 255
+
+
+def test_float_masks_are_refused_from_files_and_checked_in_prepare(tmp_path):
+    image_dir, mask_dir, _, _ = write_pairs(tmp_path, count=1)
+    os.remove(os.path.join(mask_dir, "img0.png"))
+    Image.fromarray(np.zeros((20, 12), np.float32), mode="F").save(os.path.join(mask_dir, "img0.tif"))
+    with pytest.raises(ValueError, match=r"img0\.tif is a floating-point image \(mode F\).*integer class indices"):
+        data.from_folders(image_dir, mask_dir)
+    x = np.zeros((4, 8, 8, 3), np.float32)
+    y = np.zeros((4, 8, 8), np.float32)
+    y[2] = 3.0
+    whole = as_numpy(data.prepare(tf.data.Dataset.from_tensor_slices((x, y)), 4))
+    assert whole[0][1].dtype == np.int32 and whole[0][1][2].max() == 3  # whole numbers are class ids
+    y[1, 0, 0] = 0.5
+    with pytest.raises(tf.errors.InvalidArgumentError, match="float mask has non-integer values"):
+        as_numpy(data.prepare(tf.data.Dataset.from_tensor_slices((x, y)), 4, (4, 4)))  # before any resize
+
+
+@pytest.mark.parametrize(
+    "images, masks, message",
+    [
+        (np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8)), r"already batched \(images \(2, 8, 8, 3\)\)"),
+        (np.zeros((8, 8)), np.zeros((8, 8)), r"Images have shape \(8, 8\); expected \(height, width, channels\)"),
+        (np.zeros((8, 8, 3)), np.zeros((8, 8, 3)), r"Masks have shape \(8, 8, 3\).*colour mask"),
+    ],
+)
+def test_prepare_refuses_wrong_ranks_before_reading(images, masks, message):
+    ds = tf.data.Dataset.from_tensors((images.astype(np.float32), masks.astype(np.int32)))
+    with pytest.raises(ValueError, match=message):
+        data.prepare(ds, 2)
+
+
+def test_check_batch_names_what_a_model_cannot_train_on():
+    from keras_seg.utils.validate import check_batch
+
+    x, y = np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 8, 8), np.int32)
+    check_batch(x, y, num_classes=3, channels=3)  # fine
+    check_batch(x, np.eye(3, dtype=np.float32)[y], num_classes=3)  # one-hot is fine
+    y_bad = y.copy()
+    y_bad[1, 2, 3] = 5
+    cases = [
+        (dict(images=x[0], masks=y), r"shape \(8, 8, 3\); expected \(batch, height, width, channels\) \(a single image"),
+        (dict(images=x, masks=y, channels=1), r"3 channels but the model takes 1"),
+        (dict(images=x * np.nan, masks=y), r"NaN or infinite pixel"),
+        (dict(images=x, masks=y[:, :4]), r"are \(2, 8, 8\).*masks are \(2, 4, 8\)"),
+        (dict(images=x, masks=np.zeros((2, 8, 8, 3))), None),  # one-hot-shaped for 3 classes: fine
+        (dict(images=x, masks=np.zeros((2, 8, 8, 5))), r"shape \(2, 8, 8, 5\).*RGB colour mask"),
+        (dict(images=x, masks=y + 0.5), r"float with non-integer values \[0\.5\]"),
+        (dict(images=x, masks=y_bad), r"label values \[5\] are outside \[0, 3\).*num_classes to match"),
+    ]
+    for kwargs, message in cases:
+        if message is None:
+            check_batch(num_classes=3, **kwargs)
+            continue
+        with pytest.raises(ValueError, match=message):
+            check_batch(num_classes=3, where="the training data", **kwargs)
+    check_batch(x, np.where(y_bad == 5, 255, y_bad), num_classes=3, ignore_index=255)  # the void label is fine
+    check_batch(x, y + 1, num_classes=1)  # a binary model takes 0 and 1
+    with pytest.raises(ValueError, match=r"\[2\] are outside \[0, 2\)"):
+        check_batch(x, y + 2, num_classes=1)
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+mask_arrays = hnp.arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 255))
+
+
+@given(mask=mask_arrays, mode=st.sampled_from(["L", "P", "I;16"]))
+def test_read_mask_returns_the_stored_indices_in_every_mode(mask, mode, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("m") / "m.png")
+    if mode == "I;16":
+        Image.fromarray(mask.astype(np.uint16) * 251).save(path)  # values up to 64005
+        want = mask.astype(np.int32) * 251
+    else:
+        img = Image.fromarray(mask, mode="L")
+        if mode == "P":
+            img = Image.frombytes("P", img.size, mask.tobytes())
+            img.putpalette(voc_palette().ravel().tolist())
+        img.save(path)
+        want = mask.astype(np.int32)
+    assert Image.open(path).mode == mode
+    got = data.read_mask(path)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, want)
+
+
+@given(mask=mask_arrays, num_classes=st.integers(1, 256), ignore=st.sampled_from([None, 0, 255]))
+def test_out_of_range_is_exactly_the_labels_no_class_owns(mask, num_classes, ignore):
+    from keras_seg.utils.validate import out_of_range
+
+    want = sorted({int(v) for v in mask.ravel() if v >= num_classes and v != ignore})[:5]
+    assert out_of_range(mask, num_classes, ignore) == want
+
+
+@given(images=hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.just(3)),
+                         elements=st.floats(0, 255, width=32)),  # fmt: skip
+       seed=st.integers(0, 2**31 - 1))
+def test_prepare_keeps_every_pair_and_its_labels(images, seed):
+    masks = np.random.default_rng(seed).integers(0, 4, images.shape[:3]).astype(np.int32)
+    got = as_numpy(data.prepare(tf.data.Dataset.from_tensor_slices((images, masks)), 2))
+    np.testing.assert_array_equal(np.concatenate([m for _, m in got]), masks)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in got]), images)

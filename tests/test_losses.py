@@ -445,6 +445,21 @@ def test_finite_for_extreme_logits_and_empty_classes(seed, sign):
         assert np.isfinite(to_np(loss(blabels, extreme[..., :1]))).all(), loss.name
 
 
+@given(seed=SEEDS, bad=st.sampled_from([-1, 3, 7, 254]))
+def test_labels_outside_the_classes_count_as_void(seed, bad):
+    """Inside the graph nothing raises: a label no class owns weighs exactly like ignore_index."""
+    labels, logits = random_case(seed, ignore_frac=0.3)
+    stray = np.where(labels == IGNORE, bad, labels).astype("int32")
+    for key, make in MULTICLASS_LOSSES.items():
+        loss = make(ignore_index=IGNORE)
+        np.testing.assert_allclose(to_np(loss(stray, logits)), to_np(loss(labels, logits)), atol=1e-6, err_msg=key)
+    blabels = np.where(labels == IGNORE, IGNORE, labels % 2)
+    bstray = np.where(labels == IGNORE, max(bad, 2) if bad >= 0 else bad, labels % 2).astype("int32")
+    for loss in binary_losses(L.CrossEntropyLoss, L.DiceLoss, L.LovaszHingeLoss):
+        a, b = loss(bstray, logits[..., :1]), loss(blabels, logits[..., :1])
+        np.testing.assert_allclose(to_np(a), to_np(b), atol=1e-6, err_msg=loss.name)
+
+
 def test_all_pixels_ignored_gives_zero():
     labels = np.full((2, 3, 3), IGNORE, "int32")
     logits = np.random.default_rng(0).normal(size=(2, 3, 3, 3)).astype("float32")

@@ -452,3 +452,16 @@ def test_confusion_functions_are_pure():
     cm = confusion.batch_confusion_matrix(Y_TRUE, scores(Y_PRED_IDS, 3), 3, ignore_index=255)
     np.testing.assert_allclose(np_(cm), CM)
     assert float(np_(confusion.nanmean(np.array([NAN, NAN], "float32")))) == 0.0
+
+
+@given(masks, st.integers(0, 2**31 - 1), st.sampled_from([1e4, 1e30, np.inf]))
+def test_finite_in_unit_range_for_extreme_logits_and_empty_classes(y_true, seed, big):
+    rng = np.random.default_rng(seed)
+    logits = (np.sign(rng.normal(size=y_true.shape + (K,))) * big).astype("float32")
+    only_zero = np.where(y_true == 255, 255, 0)  # classes 1 and 2 absent from the truth
+    for y in (y_true, only_zero):
+        # (IoU(class_id=k) alone is NaN, by design, while class k is absent from truth and prediction.)
+        for m in (M.MeanIoU(K, ignore_index=255), M.DiceScore(K, ignore_index=255), M.PixelAccuracy(K, ignore_index=255)):
+            m.update_state(y, logits)
+            value = float(np_(m.result()))
+            assert np.isfinite(value) and 0.0 <= value <= 1.0, (m.name, value)

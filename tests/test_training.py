@@ -219,3 +219,66 @@ def test_mixed_precision_training_keeps_float32_logits_and_checkpoints(tmp_path)
     assert np.isfinite(result.history["loss"][0])
     best = keras.saving.load_model(result.best_path)
     assert best.get_layer("head_conv").compute_dtype == "bfloat16"
+
+
+# ---------------------------------------------------------------------------------------------- bad input, NaN
+
+
+class Poison(keras.callbacks.Callback):
+    """At the start of ``epoch`` (0-based), fill the first kernel with NaN: every later loss is NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            weight = self.model.weights[0]
+            weight.assign(np.full(weight.shape, np.nan, "float32"))
+
+
+def test_a_nan_loss_stops_fit_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    keras.utils.set_random_seed(6)
+    out = str(tmp_path / "run")
+    with pytest.raises(training.TrainingDiverged, match=r"the loss became nan at epoch 2, batch 1\. .*last\.keras "
+                                                        r"holds the last good epoch.*lower --lr"):  # fmt: skip
+        training.train(tiny_model(), batches("train"), batches("val"), epochs=4, out_dir=out, callbacks=[Poison(1)],
+                       verbose=0)  # fmt: skip
+    last = os.path.join(out, "last.keras")
+    assert training.read_state(last)["epoch"] == 1
+    saved = keras.saving.load_model(last)
+    assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in saved.weights)
+    assert training.read_state(os.path.join(out, "best.keras"))["best_epoch"] == 1
+    assert [int(r["epoch"]) for r in read_log(os.path.join(out, "log.csv"))] == [0, 1]  # the NaN epoch is logged
+    resumed = training.train(None, batches("train"), batches("val"), epochs=2, out_dir=out, resume=True, verbose=0)
+    assert np.isfinite(resumed.history["loss"]).all()  # the good epoch-1 file trains on
+
+
+def test_data_that_does_not_fit_the_model_fails_before_compiling():
+    model = tiny_model()  # 4 classes, RGB
+    with pytest.raises(ValueError, match=r"4 output channel\(s\) but the data has 3 classes \(a, b, c\).*num_classes=3"):
+        training.train(model, batches("train"), epochs=1, class_names=["a", "b", "c"])
+    three = keras_seg.models.UNet(3, widths=(4, 8))  # shapes masks hold 0..3
+    with pytest.raises(ValueError, match=r"Masks in the training data: label values \[3\] are outside \[0, 3\)"):
+        training.train(three, batches("train"), epochs=1)
+    gray = keras_seg.models.UNet(4, widths=(4, 8), input_shape=(None, None, 1))
+    with pytest.raises(ValueError, match="Images in the validation data have 3 channels but the model takes 1"):
+        training.train(gray, batches("train").map(lambda x, y: (x[..., :1], y)), batches("val"), epochs=1)
+    empty = batches("train").take(0)
+    with pytest.raises(ValueError, match="The training data is empty"):
+        training.train(model, empty, epochs=1)
+    with pytest.raises(ValueError, match="the validation data is empty"):
+        training.train(model, batches("train"), batches("val").filter(lambda x, y: False), epochs=1)
+    assert not model.compiled  # nothing was compiled
+
+
+def test_early_stopping_counts_on_across_a_resume(tmp_path):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, None, 3))  # as above: nothing can change, so epoch 1 stays the best
+    frozen = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
+    out = str(tmp_path / "run")
+    kw = dict(learning_rate=1e-12, schedule="constant", warmup_epochs=0, patience=3, out_dir=out, verbose=0)
+    first = training.train(frozen, batches("train"), batches("val"), epochs=3, **kw)
+    assert len(first.history["loss"]) == 3  # epochs 2 and 3 without gain: patience 3 not used up
+    resumed = training.train(None, batches("train"), batches("val"), epochs=10, resume=True, **kw)
+    assert len(resumed.history["loss"]) == 1  # the 3rd epoch without gain stops it (a fresh count would run 3)

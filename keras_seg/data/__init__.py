@@ -11,6 +11,8 @@ from keras_seg.data.catalog import DATASETS
 from keras_seg.data.catalog import DatasetInfo
 from keras_seg.data.catalog import load
 from keras_seg.data.folders import VOC_CLASSES
+from keras_seg.data.folders import CheckReport
+from keras_seg.data.folders import check_pairs
 from keras_seg.data.folders import from_folders
 from keras_seg.data.folders import from_pairs
 from keras_seg.data.folders import read_mask
@@ -20,6 +22,7 @@ from keras_seg.data.pets import pets_from_tfds
 from keras_seg.data.pipeline import prepare
 from keras_seg.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from keras_seg.data.shapes import shapes_arrays
+from keras_seg.utils.validate import check_batch
 from keras_seg.data.pets import pets  # noqa: E402  (the function replaces the submodule's name here)
 from keras_seg.data.shapes import shapes  # noqa: E402
 
@@ -29,7 +32,10 @@ __all__ = [
     "SHAPES_CLASSES",
     "VOC_CLASSES",
     "Augment",
+    "CheckReport",
     "DatasetInfo",
+    "check_batch",
+    "check_pairs",
     "from_folders",
     "from_keras",
     "from_pairs",

@@ -16,7 +16,7 @@ DATASETS = ("shapes", "folder", "voc", "pets")
 
 
 def load(name, split="train", *, root=None, images=None, masks=None, class_names=None, ignore_index=None,
-         num_images=None, image_size=64, seed=0, data_dir=None, val_fraction=0.0):
+         num_images=None, image_size=64, seed=0, data_dir=None, val_fraction=0.0, skip_corrupt=False):
     """``(dataset, DatasetInfo)`` for a dataset named on the command line.
 
     - ``"shapes"``: the synthetic set (``num_images``, default 1024 for train and 128
@@ -27,6 +27,10 @@ def load(name, split="train", *, root=None, images=None, masks=None, class_names
       ``split="train"`` gets the rest, any other split that share.
     - ``"voc"``: the VOC2012 folder ``root``.
     - ``"pets"``: Oxford-IIIT Pet through tensorflow-datasets (``data_dir``).
+
+    Folder and VOC files are all read once first (:func:`keras_seg.data.folders.check_pairs`):
+    mask values outside the classes are an error naming the file; ``skip_corrupt``
+    leaves unreadable pairs out with a warning that counts them.
     """
     from keras_seg.data import folders
     from keras_seg.data.pets import CLASS_NAMES as PETS_CLASSES
@@ -46,12 +50,13 @@ def load(name, split="train", *, root=None, images=None, masks=None, class_names
         pairs = folders.pair_files(images, masks)
         if val_fraction:
             pairs = split_pairs(pairs, split, val_fraction)
-        ds = folders.from_pairs(pairs, ignore_index=ignore_index)
+        ds = folders.from_pairs(pairs, ignore_index=ignore_index, num_classes=len(class_names),
+                                skip_corrupt=skip_corrupt)  # fmt: skip
         return ds, DatasetInfo("folder", len(class_names), tuple(class_names), ignore_index)
     if name == "voc":
         if root is None:
             raise ValueError("The voc dataset needs its root: the VOC2012 folder holding JPEGImages.")
-        ds = folders.voc(root, split)
+        ds = folders.voc(root, split, skip_corrupt=skip_corrupt)
         return ds, DatasetInfo("voc", len(folders.VOC_CLASSES), folders.VOC_CLASSES, folders.VOC_IGNORE_INDEX)
     if name == "pets":
         ds = pets(split, data_dir=data_dir)

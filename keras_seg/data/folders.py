@@ -1,15 +1,26 @@
 """Datasets from files: an image folder paired with a mask folder, and the Pascal VOC 2012 layout.
 
-Images are decoded by TensorFlow (JPEG, PNG, BMP, GIF; grayscale and RGBA become
-RGB). Masks are read with Pillow so that palette PNGs give their class *indices*
-(not their colours): a mask may be a palette PNG (VOC's ``SegmentationClass``),
-an 8/16-bit grayscale PNG of class indices, or an RGB PNG together with a
-``colors`` table (class ``k`` has colour ``colors[k]``).
+Images are decoded by TensorFlow (JPEG, PNG, BMP, GIF) to 8-bit RGB: grayscale is
+repeated over three channels, an alpha channel is dropped, 16-bit PNGs are scaled to
+0..255 (``v >> 8``). Masks are read with Pillow so that palette PNGs give their class
+*indices* (not their colours): a mask may be a palette PNG (VOC's
+``SegmentationClass``), an 8/16-bit grayscale PNG of class indices, or an RGB PNG
+together with a ``colors`` table (class ``k`` has colour ``colors[k]``). Float masks
+(32-bit TIFF) are refused.
+
+Before a dataset is built, :func:`check_pairs` reads every file once: unreadable or
+corrupt files, image/mask size mismatches, masks that are not index images and
+label values outside the classes are reported by file name, before training starts.
 """
 
 import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
+
+from keras_seg.utils.validate import label_range_message, out_of_range
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 MASK_EXTENSIONS = (".png", ".bmp", ".gif", ".tif", ".tiff")
@@ -22,7 +33,8 @@ VOC_CLASSES = (
 VOC_IGNORE_INDEX = 255
 
 
-def from_folders(images, masks, *, colors=None, ignore_index=None, mask_suffix="", check=True):
+def from_folders(images, masks, *, colors=None, ignore_index=None, num_classes=None, mask_suffix="", check=True,
+                 skip_corrupt=False):
     """Pairs of ``images/<stem>.<jpg|png|...>`` and ``masks/<stem><mask_suffix>.png``, matched by file stem.
 
     Args:
@@ -40,10 +52,13 @@ def from_folders(images, masks, *, colors=None, ignore_index=None, mask_suffix="
         An unbatched ``tf.data.Dataset`` of ``(image float32 (H, W, 3) in [0, 255],
         mask int32 (H, W))``, in sorted stem order. Batch it with :func:`keras_seg.data.prepare`.
     """
-    return from_pairs(pair_files(images, masks, mask_suffix), colors=colors, ignore_index=ignore_index, check=check)
+    return from_pairs(
+        pair_files(images, masks, mask_suffix), colors=colors, ignore_index=ignore_index, num_classes=num_classes,
+        check=check, skip_corrupt=skip_corrupt,
+    )
 
 
-def voc(root, split="train", check=True):
+def voc(root, split="train", check=True, skip_corrupt=False):
     """Pascal VOC 2012 segmentation: ``root/JPEGImages``, ``root/SegmentationClass``, ``root/ImageSets/Segmentation``.
 
     ``root`` is the ``VOC2012`` folder (``VOCdevkit/VOC2012``); ``split`` names a list
@@ -67,7 +82,8 @@ def voc(root, split="train", check=True):
         pairs.append((image, mask))
     if not pairs:
         raise ValueError(f"{list_file} lists no images.")
-    return from_pairs(pairs, ignore_index=VOC_IGNORE_INDEX, check=check)
+    return from_pairs(pairs, ignore_index=VOC_IGNORE_INDEX, num_classes=len(VOC_CLASSES), check=check,
+                      skip_corrupt=skip_corrupt)
 
 
 def pair_files(images, masks, mask_suffix=""):
@@ -94,7 +110,7 @@ def pair_files(images, masks, mask_suffix=""):
     return [(image_files[s], mask_files[s]) for s in sorted(image_files)]
 
 
-def from_pairs(pairs, *, colors=None, ignore_index=None, check=True):
+def from_pairs(pairs, *, colors=None, ignore_index=None, num_classes=None, check=True, skip_corrupt=False):
     """The dataset of :func:`from_folders` for an explicit list of ``(image_path, mask_path)``."""
     import tensorflow as tf
 
@@ -102,15 +118,25 @@ def from_pairs(pairs, *, colors=None, ignore_index=None, check=True):
         raise ValueError("The dataset is empty: no (image, mask) pairs were given.")
     table = _color_table(colors)
     if check:
-        check_pairs(pairs, colors=table)
+        report = check_pairs(pairs, colors=colors, num_classes=num_classes, ignore_index=ignore_index,
+                             skip_corrupt=skip_corrupt)  # fmt: skip
+        pairs = report.pairs
+    elif skip_corrupt:
+        raise ValueError("skip_corrupt=True needs check=True: files are found unreadable by reading them first.")
     image_paths, mask_paths = (list(p) for p in zip(*pairs))
+
+    def read(path):
+        mask = read_mask(path.decode(), colors=table, ignore_index=ignore_index)
+        if num_classes is not None:  # unchecked data still fails on the first bad file, by name
+            values = out_of_range(mask, num_classes, ignore_index)
+            if values:
+                raise ValueError(label_range_message(f"Mask {path.decode()}", values, num_classes, ignore_index))
+        return mask
 
     def load(image_path, mask_path):
         image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
         image = tf.cast(tf.ensure_shape(image, [None, None, 3]), tf.float32)
-        mask = tf.numpy_function(
-            lambda p: read_mask(p.decode(), colors=table, ignore_index=ignore_index), [mask_path], tf.int32
-        )
+        mask = tf.numpy_function(read, [mask_path], tf.int32)
         return image, tf.ensure_shape(mask, [None, None])
 
     ds = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
@@ -125,33 +151,94 @@ def read_mask(path, colors=None, ignore_index=None):
         if img.mode in INDEX_MODES:
             return np.asarray(img, dtype=np.int32)
         if colors is None:
-            raise ValueError(
-                f"Mask {path} is an {img.mode} image; masks must hold class indices (a palette or grayscale "
-                "PNG), or pass colors=[(r, g, b), ...] to map an RGB mask's colours to classes."
-            )
+            raise ValueError(_mode_message(path, img.mode))
         rgb = np.asarray(img.convert("RGB"), dtype=np.int64)
     return _colors_to_labels(rgb, colors, ignore_index, path)
 
 
-def check_pairs(pairs, colors=None):
-    """Read each file's header: image and mask sizes must agree, masks must be index images (or RGB with colors)."""
+def _mode_message(path, mode):
+    if mode.startswith("F"):
+        return (
+            f"Mask {path} is a floating-point image (mode {mode}); masks must hold integer class indices. "
+            "Save it as an 8- or 16-bit PNG of class ids (e.g. np.rint(mask).astype('uint8'))."
+        )
+    return (
+        f"Mask {path} is an {mode} image; masks must hold class indices (a palette or grayscale "
+        "PNG), or pass colors=[(r, g, b), ...] to map an RGB mask's colours to classes."
+    )
+
+
+class CheckReport(NamedTuple):
+    pairs: list  # the (image, mask) pairs that can be used
+    skipped: list  # [(path, reason)] of pairs left out because a file could not be read
+
+
+def check_pairs(pairs, colors=None, *, num_classes=None, ignore_index=None, skip_corrupt=False, workers=8):
+    """Read every image and mask once and report what would break training, by file name.
+
+    Errors (``ValueError``): an image and its mask of different sizes; a mask that is
+    not an index image (RGB without ``colors``, float); with ``num_classes``, mask
+    values outside ``[0, num_classes)`` that are not ``ignore_index`` (the message
+    lists the files and values). A file that cannot be decoded (truncated, not an
+    image) is an error too, unless ``skip_corrupt``: then the pair is left out and a
+    warning names how many and which. Returns a :class:`CheckReport`.
+    """
+    table = _color_table(colors)
+    with ThreadPoolExecutor(max(1, min(workers, len(pairs)))) as pool:  # decoders release the GIL
+        found = list(pool.map(lambda pair: _check_pair(*pair, table, num_classes, ignore_index), pairs))
+    corrupt = [(pair, problem[1]) for pair, problem in zip(pairs, found) if problem and problem[0] == "corrupt"]
+    errors = [problem[1] for problem in found if problem and problem[0] == "error"]
+    if errors:
+        more = f" ({len(errors) - 1} more file(s) with problems)" if len(errors) > 1 else ""
+        raise ValueError(errors[0] + more)
+    if corrupt and not skip_corrupt:
+        (path, reason), count = corrupt[0][1], len(corrupt)
+        raise ValueError(
+            f"Cannot read {path} ({reason}); {count} file pair(s) in all cannot be read. Replace or delete them, "
+            "or pass skip_corrupt=True (--skip-corrupt) to train without them."
+        )
+    skipped = [info for _, info in corrupt]
+    if skipped:
+        shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:3])
+        warnings.warn(f"Skipped {len(skipped)} of {len(pairs)} image/mask pairs that cannot be read: {shown}"
+                      + (" ..." if len(skipped) > 3 else ""), stacklevel=2)  # fmt: skip
+    kept = [pair for pair, problem in zip(pairs, found) if not problem]
+    if not kept:
+        raise ValueError(f"The dataset is empty: none of the {len(pairs)} image/mask pairs can be read.")
+    return CheckReport(kept, skipped)
+
+
+def _check_pair(image_path, mask_path, table, num_classes, ignore_index):
+    """``None`` if the pair is usable, else ``("corrupt", (path, reason))`` or ``("error", message)``."""
     from PIL import Image
 
-    for image_path, mask_path in pairs:
+    try:
         with Image.open(image_path) as img:
+            img.load()
             image_size = img.size
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's ways of saying "not a readable image"
+        return "corrupt", (image_path, f"{type(error).__name__}: {error}")
+    try:
         with Image.open(mask_path) as mask:
+            mask.load()
             mask_size, mode = mask.size, mask.mode
-        if image_size != mask_size:
-            raise ValueError(
-                f"Image {image_path} is {image_size[0]}x{image_size[1]} but its mask {mask_path} is "
-                f"{mask_size[0]}x{mask_size[1]} (width x height); they must match pixel for pixel."
-            )
-        if mode not in INDEX_MODES and colors is None:
-            raise ValueError(
-                f"Mask {mask_path} is an {mode} image; masks must hold class indices (a palette or grayscale "
-                "PNG), or pass colors=[(r, g, b), ...] to map an RGB mask's colours to classes."
-            )
+            if mode not in INDEX_MODES and table is None:
+                return "error", _mode_message(mask_path, mode)
+    except (OSError, SyntaxError, ValueError) as error:
+        return "corrupt", (mask_path, f"{type(error).__name__}: {error}")
+    if image_size != mask_size:
+        return "error", (
+            f"Image {image_path} is {image_size[0]}x{image_size[1]} but its mask {mask_path} is "
+            f"{mask_size[0]}x{mask_size[1]} (width x height); they must match pixel for pixel."
+        )
+    if num_classes is not None:
+        try:
+            values = out_of_range(read_mask(mask_path, colors=table, ignore_index=ignore_index), num_classes, ignore_index)
+        except ValueError as error:  # a colour outside the colour table
+            return "error", str(error)
+        if values:
+            return "error", label_range_message(f"Mask {mask_path}", values, num_classes, ignore_index)
+    return None
 
 
 def _color_table(colors):

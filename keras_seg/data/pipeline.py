@@ -51,6 +51,9 @@ def prepare(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer.")
     size = checks.image_size(image_size)
+    _check_spec(ds)
+    if ds.element_spec[1].dtype.is_floating:
+        ds = ds.map(_whole_numbers, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
     if shuffle:
@@ -65,6 +68,41 @@ def prepare(
         ds = ds.map(lambda x, y: fit(x, y, size, ignore_index, fill_value), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(_canonical, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_spec(ds):
+    """Refuse, before any batch is read, elements that cannot be (image (H, W, C), mask (H, W))."""
+    spec = getattr(ds, "element_spec", None)
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise ValueError(
+            f"prepare() takes a dataset of (image, mask) pairs; its elements are {spec}. Map it to pairs first, "
+            "e.g. ds.map(lambda d: (d['image'], d['mask']))."
+        )
+    image, mask = (s.shape for s in spec)
+    if image.rank == 4 or (mask.rank == 3 and image.rank == 4):
+        raise ValueError(f"The dataset is already batched (images {image}); pass unbatched pairs, or ds.unbatch().")
+    if image.rank is not None and image.rank != 3:
+        raise ValueError(
+            f"Images have shape {image}; expected (height, width, channels). A grayscale (height, width) image "
+            "needs a channel axis: ds.map(lambda x, y: (x[..., None], y))."
+        )
+    if mask.rank is not None and (mask.rank not in (2, 3) or (mask.rank == 3 and mask[-1] not in (1, None))):
+        raise ValueError(
+            f"Masks have shape {mask}; expected (height, width) class indices (or (height, width, 1)). A colour "
+            "mask must be mapped to class indices first (keras_seg.data.from_folders(..., colors=[...]))."
+        )
+
+
+def _whole_numbers(image, mask):
+    """A float mask must hold class indices: whole numbers (checked in the graph, for every element)."""
+    import tensorflow as tf
+
+    whole = tf.debugging.assert_equal(
+        mask, tf.round(mask), message="keras_seg.data.prepare: a float mask has non-integer values; masks hold "
+        "class indices (resize masks with nearest-neighbour, threshold probability maps)",
+    )  # fmt: skip
+    with tf.control_dependencies([whole]):
+        return image, tf.identity(mask)
 
 
 def _canonical(image, mask):

@@ -17,6 +17,26 @@ import numbers
 import keras
 from keras import ops
 
+try:  # Keras' own helpers (private API), so keras_seg scales exactly as Keras' losses do
+    from keras.src.losses.loss import scale_loss_for_distribution
+    from keras.src.losses.loss import unscale_loss_for_distribution
+except ImportError:  # pragma: no cover - older or newer Keras layouts
+
+    def _replicas():
+        if keras.backend.backend() != "tensorflow":
+            return 1
+        import tensorflow as tf
+
+        return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def scale_loss_for_distribution(value):
+        n = _replicas()
+        return value if n == 1 else ops.multiply(value, ops.cast(1.0 / n, value.dtype))
+
+    def unscale_loss_for_distribution(value):
+        n = _replicas()
+        return value if n == 1 else ops.multiply(value, ops.cast(n, value.dtype))
+
 from keras_seg.losses import functional as F
 
 _register = keras.saving.register_keras_serializable(package="keras_seg")
@@ -51,6 +71,11 @@ class SegmentationLoss(keras.losses.Loss):
     Subclasses implement ``compute(y_true, y_pred, sample_weight, reduction)``.
     Supported reductions: ``"sum_over_batch_size"`` / ``"mean"`` (scalar),
     ``"sum"`` and ``"none"`` (per-image values ``(B,)``).
+
+    Like Keras' own losses, a mean is divided by the number of replicas under a
+    ``tf.distribute`` strategy (Keras' ``scale_loss_for_distribution``; 1 elsewhere):
+    each replica computes it on its share of the batch, the replicas' gradients are
+    summed, and Keras multiplies the logged value back.
     """
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
@@ -60,6 +85,8 @@ class SegmentationLoss(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             value = self.compute(y_true, y_pred, sample_weight, self.reduction)
+            if self.reduction in ("sum_over_batch_size", "mean"):
+                value = scale_loss_for_distribution(value)
             return ops.cast(value, self.dtype)
 
     def call(self, y_true, y_pred):
@@ -148,6 +175,8 @@ class CompositeLoss(SegmentationLoss):
                 value = loss.compute(y_true, y_pred, sample_weight, reduction)
             else:
                 value = ops.cast(loss(y_true, y_pred, sample_weight), "float32")
+                if loss.reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
+                    value = unscale_loss_for_distribution(value)  # scaled once, by this loss's __call__
                 if F.check_reduction(reduction) == "none" and len(value.shape) > 1:
                     value = ops.mean(value, axis=tuple(range(1, len(value.shape))))
             value = weight * value

@@ -78,6 +78,8 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not finite_loss(logs):
+            return  # the weights diverged (see StopOnNaN): never replace a good file with them
         if self.monitor not in logs:
             raise ValueError(
                 f"BestCheckpoint monitors {self.monitor!r} but the logs have {sorted(logs)}; pass validation "
@@ -105,10 +107,79 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.path, self.best, self.extra = path, best, dict(extra or {})
 
     def on_epoch_end(self, epoch, logs=None):
+        if not finite_loss(logs or {}):
+            print(f"epoch {epoch + 1}: the loss is not finite; {self.path} keeps the last good epoch")
+            return
         state = dict(self.extra, epoch=epoch + 1)
         if self.best is not None:
             state.update(monitor=self.best.monitor, best=self.best.best, best_epoch=self.best.best_epoch)
         save_checkpoint(self.model, self.path, state)
+
+
+def finite_loss(logs):
+    """False when ``logs["loss"]`` is NaN or infinite (True when there is no loss in the logs)."""
+    value = logs.get("loss")
+    return value is None or math.isfinite(float(value))
+
+
+class TrainingDiverged(ArithmeticError):
+    """``fit`` was stopped because the loss became NaN or infinite (see :class:`StopOnNaN`)."""
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop ``fit`` at the first batch whose loss is NaN or infinite and remember where.
+
+    Unlike ``keras.callbacks.TerminateOnNaN`` it keeps the epoch and batch
+    (``self.where``) so the caller can raise :class:`TrainingDiverged` with a message
+    naming them; the checkpoint callbacks skip an epoch whose loss is not finite, so
+    the files on disk keep the last good weights.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.where = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.where is None and not finite_loss(logs or {}):
+            self.where = (self._epoch + 1, batch + 1, float(logs["loss"]))
+            self.model.stop_training = True
+
+    def message(self, last_path=None):
+        epoch, batch, value = self.where
+        kept = f" {last_path} holds the last good epoch." if last_path else ""
+        return (
+            f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}.{kept} Usual causes: a "
+            "learning rate too high (lower --lr / learning_rate), NaN or infinite pixels in the images, or float16 "
+            "overflow (use mixed_bfloat16 or float32)."
+        )
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` that a resumed run continues: best value and epochs without improvement carry over.
+
+    ``initial_best`` and ``best_epoch`` (1-based) come from the checkpoint's training
+    state; ``start`` is the number of epochs already done. The count also carries over
+    between the ``fit`` calls of one run (the recipe's frozen-encoder phase, then the rest),
+    where Keras' own callback would start again from zero.
+    """
+
+    def __init__(self, *args, initial_best=None, best_epoch=None, start=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._resume = (initial_best, best_epoch, start)
+        self._started = False
+
+    def on_train_begin(self, logs=None):
+        if self._started:
+            return
+        self._started = True
+        super().on_train_begin(logs)
+        best, best_epoch, start = self._resume
+        if best is not None and best_epoch is not None:
+            self.best, self.best_epoch, self.wait = best, best_epoch - 1, max(0, start - best_epoch)
 
 
 class LogLearningRate(keras.callbacks.Callback):

@@ -16,9 +16,13 @@ import keras
 
 from keras_seg import losses as seg_losses
 from keras_seg import metrics as seg_metrics
+from keras_seg.utils import validate
 from keras_seg.training.callbacks import BestCheckpoint
 from keras_seg.training.callbacks import LogLearningRate
+from keras_seg.training.callbacks import ResumableEarlyStopping
 from keras_seg.training.callbacks import ResumeCheckpoint
+from keras_seg.training.callbacks import StopOnNaN
+from keras_seg.training.callbacks import TrainingDiverged
 from keras_seg.training.callbacks import read_state
 from keras_seg.training.schedules import WarmupDecay
 
@@ -96,12 +100,18 @@ def train(
         overwrite: allow starting a new run in an ``out_dir`` that holds one.
         steps_per_epoch: needed when ``train_data`` has no known length.
         callbacks: extra Keras callbacks.
+
+    Before compiling, the first batch of ``train_data`` and of ``validation_data`` is
+    checked against the model (:func:`keras_seg.utils.validate.check_batch`: ranks, channels,
+    mask values within the model's classes), and ``class_names`` against its outputs.
+    A NaN or infinite loss stops training with :class:`TrainingDiverged`; the checkpoints
+    keep the last good epoch.
     """
     if epochs < 1:
         raise ValueError(f"epochs={epochs!r} must be at least 1.")
     steps = _steps_per_epoch(train_data, steps_per_epoch)
     paths = _paths(out_dir)
-    start, best = 0, None
+    start, best, state = 0, None, {}
     if resume and paths and os.path.exists(paths[LAST]):
         model = keras.saving.load_model(paths[LAST])
         state = read_state(paths[LAST])
@@ -120,6 +130,7 @@ def train(
         raise ValueError("freeze_encoder_epochs needs a keras_seg model (one with an encoder to freeze).")
 
     num_classes = model.output_shape[-1]
+    _check_data(model, train_data, validation_data, class_names, ignore_index)
     if isinstance(loss, str):
         loss = seg_losses.from_string(loss, ignore_index=ignore_index, class_weights=class_weights)
     mode = "min" if "loss" in monitor else "max"
@@ -129,12 +140,14 @@ def train(
     best_cb = None
     if paths and validation_data is not None:
         best_cb = BestCheckpoint(paths[BEST], monitor, mode, initial_best=best, extra=extra)
-    common = [LogLearningRate()] + ([best_cb] if best_cb else [])
+    guard = StopOnNaN()
+    common = [guard, LogLearningRate()] + ([best_cb] if best_cb else [])
     if paths:
         common.append(ResumeCheckpoint(paths[LAST], best=best_cb, extra=extra))
         common.append(keras.callbacks.CSVLogger(paths[LOG], append=start > 0))
     if patience is not None:
-        common.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+        common.append(ResumableEarlyStopping(monitor=monitor, mode=mode, patience=patience, initial_best=best,
+                                             best_epoch=state.get("best_epoch"), start=start))  # fmt: skip
 
     phases = [(0, min(freeze_encoder_epochs, epochs), True), (min(freeze_encoder_epochs, epochs), epochs, False)]
     history = {}
@@ -169,6 +182,9 @@ def train(
         )
         for key, values in fitted.history.items():
             history.setdefault(key, []).extend(values)
+        if guard.where is not None:
+            kept = paths[LAST] if paths and os.path.exists(paths[LAST]) else None
+            raise TrainingDiverged(guard.message(kept))
         if model.stop_training:
             break
     paths = paths or {}
@@ -180,6 +196,25 @@ def train(
         paths.get(LAST),
         paths.get(LOG),
     )
+
+
+def _check_data(model, train_data, validation_data, class_names, ignore_index):
+    """Fail before compiling when the data cannot train this model (see :func:`validate.check_batch`)."""
+    num_classes = model.output_shape[-1]
+    if class_names is not None and len(class_names) != num_classes and not (num_classes == 1 and len(class_names) == 2):
+        raise ValueError(
+            f"The model has {num_classes} output channel(s) but the data has {len(class_names)} classes "
+            f"({', '.join(map(str, class_names))}); build the model with num_classes={len(class_names)} "
+            "(or resume / evaluate with the dataset it was trained on)."
+        )
+    channels = model.input_shape[-1] if isinstance(model.input_shape, tuple) else None
+    for data, where in ((train_data, "the training data"), (validation_data, "the validation data")):
+        if data is None:
+            continue
+        batch = validate.first_batch(data, where=where)
+        if batch is not None:
+            validate.check_batch(*batch, num_classes=num_classes, ignore_index=ignore_index, channels=channels,
+                                 where=where)  # fmt: skip
 
 
 def _paths(out_dir):
@@ -194,6 +229,8 @@ def _steps_per_epoch(data, steps_per_epoch):
         return int(steps_per_epoch)
     cardinality = getattr(data, "cardinality", None)
     count = int(cardinality()) if cardinality is not None else -1
+    if count == 0:
+        raise ValueError("The training data is empty: the dataset yields no batch. Check the folders / lists it reads.")
     if count < 1:
         try:
             count = len(data)

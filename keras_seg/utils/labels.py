@@ -15,9 +15,11 @@ disagree about which pixels count:
 * Valid pixels: with an index mask, a pixel whose label equals ``ignore_index``
   is void. With a dense multiclass target, a pixel whose one-hot row is all
   zeros is void (that is how a one-hot encoder writes an ignored label).
-  Index labels outside ``[0, C)`` that are not ``ignore_index`` get an all-zero
-  target row on every backend (no error inside the graph); keras_seg.data
-  checks masks before training so this never happens silently.
+  Index labels outside ``[0, C)`` (``[0, 1]`` for binary) that are not
+  ``ignore_index`` are void too, in losses as in metrics, on every backend (no
+  error inside the graph, and they never count as another class);
+  keras_seg.data checks masks when a dataset is built and ``keras_seg.training``
+  checks the first batch, so this does not happen silently.
 
 Everything here is ``keras.ops`` only, jit-safe, and returns float32.
 """
@@ -114,10 +116,20 @@ def prepare_targets(y_true, num_channels, mode, ignore_index=None):
         if len(soft.shape) == 4:
             soft = ops.squeeze(soft, axis=-1)
         # Binary targets may be soft (floats in [0, 1]); keep them as given.
-        targets = ops.cast(soft, "float32") if not _is_integer(soft) else ops.cast(labels, "float32")
+        if _is_integer(soft):
+            valid = valid * _in_range(labels, 2)
+            targets = ops.cast(labels, "float32")
+        else:
+            targets = ops.cast(soft, "float32")
         targets = ops.expand_dims(targets * valid, -1)
         return targets, valid
+    valid = valid * _in_range(labels, num_channels)
     return one_hot(labels, num_channels) * ops.expand_dims(valid, -1), valid
+
+
+def _in_range(labels, num_classes):
+    """1.0 where ``0 <= label < num_classes``, else 0.0 (float32)."""
+    return ops.cast(ops.logical_and(labels >= 0, labels < num_classes), "float32")
 
 
 def true_class_ids(y_true, num_classes, ignore_index=None):
