@@ -40,15 +40,18 @@ def test_info_backend_flag_switches_backend_in_a_child_process():
     assert re.search(rf"^backend\s+{other}$", result.stdout, re.M)
 
 
-def test_bad_arguments_exit_2_with_usage():
-    result = _run("info", "--backend", "caffe")
-    assert result.returncode == 2
-    assert "usage: keras-seg" in result.stderr and "invalid choice: 'caffe'" in result.stderr
-    assert _run().returncode == 2
+def test_bad_arguments_exit_2_with_usage(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["info", "--backend", "caffe"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "usage: keras-seg" in err and "invalid choice: 'caffe'" in err
+    assert cli.main([]) == 2  # no command: the usage, status 2 (python -m keras_seg exits with main()'s value)
 
 
-def test_train_evaluate_predict_in_subprocesses(tmp_path):
-    """The three commands a user runs, end to end, on the active backend (tiny sizes)."""
+def test_train_evaluate_predict_in_subprocesses(tmp_path, capsys):
+    """The three commands a user runs, end to end, on the active backend (tiny sizes): `train` as a
+    subprocess of `python -m keras_seg`, then `evaluate` and `predict` through the same entry point
+    in this process (two fewer interpreter and backend start-ups)."""
     import json
 
     import numpy as np
@@ -63,10 +66,11 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert "best val mean IoU" in result.stdout
 
-    result = _run("evaluate", str(out / "best.keras"), "--num-val", "8", "--image-size", "32", env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out / "best.keras"), "--num-val", "8", "--image-size", "32"]) == 0
+    printed = capsys.readouterr().out
     for name in ("background", "square", "disc", "triangle", "mean IoU", "precision", "recall"):
-        assert name in result.stdout
+        assert name in printed
     report = json.loads((out / "report.json").read_text())
     assert report["images"] == 8 and np.asarray(report["confusion"]).sum() == 8 * 32 * 32
     assert Image.open(out / "confusion.png").size[0] > 100
@@ -76,9 +80,8 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     x, _ = keras_seg.data.shapes_arrays("test", 3, (40, 24))
     for i, image in enumerate(x):
         Image.fromarray(image).save(images / f"s{i}.png")
-    result = _run("predict", str(out / "best.keras"), str(images), "--out", str(tmp_path / "pred"),
-                  "--sliding-window", "16", "--overlap", "0.5", "--tta", "--tta-scales", "0.5,1", env=env)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert cli.main(["predict", str(out / "best.keras"), str(images), "--out", str(tmp_path / "pred"),
+                     "--sliding-window", "16", "--overlap", "0.5", "--tta", "--tta-scales", "0.5,1"]) == 0  # fmt: skip
     for i in range(3):
         label = Image.open(tmp_path / "pred" / f"s{i}.png")
         assert label.mode == "P" and label.size == (24, 40)  # the input's own size
