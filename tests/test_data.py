@@ -375,6 +375,18 @@ def test_check_batch_names_what_a_model_cannot_train_on():
         check_batch(x, y + 2, num_classes=1)
 
 
+def test_first_batch_reads_pairs_and_leaves_other_structures_alone():
+    from keras_seg.utils.validate import first_batch
+
+    x, y = np.zeros((3, 4, 4, 3), np.float32), np.ones((3, 4, 4), np.int32)
+    images, masks = first_batch(tf.data.Dataset.from_tensor_slices((x, y)).batch(2))
+    assert images.shape == (2, 4, 4, 3) and masks.shape == (2, 4, 4)
+    assert first_batch(tf.data.Dataset.from_tensor_slices(({"image": x}, y)).batch(2)) is None
+    assert first_batch((x, y))[0] is x and first_batch(({"image": x}, y)) is None
+    with pytest.raises(ValueError, match="the data is empty"):
+        first_batch(tf.data.Dataset.from_tensor_slices((x, y)).take(0).batch(2))
+
+
 # ------------------------------------------------------------------------------------------ properties
 
 

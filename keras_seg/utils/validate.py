@@ -92,12 +92,14 @@ def first_batch(data, where="the data"):
     An empty dataset raises a ``ValueError`` (``fit`` would otherwise run zero steps).
     """
     if isinstance(data, (tuple, list)) and len(data) >= 2:
-        return data[0], data[1]
+        return (data[0], data[1]) if all(isinstance(part, np.ndarray) for part in data[:2]) else None
     take = getattr(data, "take", None)
     if take is None or not hasattr(data, "element_spec"):
         return None  # a generator or PyDataset: fit reports what it finds
     for element in take(1).as_numpy_iterator():
-        if isinstance(element, (tuple, list)) and len(element) >= 2:
+        if isinstance(element, (tuple, list)) and len(element) >= 2 and all(
+            isinstance(part, np.ndarray) for part in element[:2]
+        ):
             return element[0], element[1]
-        return None
+        return None  # dict inputs or targets: a custom model's business
     raise ValueError(f"{where} is empty: the dataset yields no batch. Check the folders / file lists it reads.")
