@@ -53,6 +53,39 @@ def _positive_float(text):
     return value
 
 
+def _int_list(text):
+    """argparse type: comma-separated positive ints, e.g. ``16,32,64``."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive integers separated by commas, e.g. 16,32,64")
+    return values
+
+
+def _class_names(text):
+    """argparse type: comma-separated class names, index 0 first; each non-empty and used once."""
+    names = [n.strip() for n in text.split(",")]
+    if any(not n for n in names):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty class name; give one name per class, e.g. background,cat,dog")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{text!r} names {', '.join(repeated)} more than once; each class needs its own name")
+    return names
+
+
+def _image_size(text):
+    """argparse type: ``"256,320"`` -> (256, 320); ``"256"`` -> (256, 256)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not H,W or one number of pixels, e.g. 256,256")
+    return values * 2 if len(values) == 1 else values
+
+
 def _architecture(text):
     key = text.lower().replace("-", "").replace("_", "")
     if key not in ARCHITECTURES:
@@ -69,7 +102,7 @@ def _add_data_args(p, split):
     g.add_argument("--val-images", help="folder: validation images (default: --val-fraction of --images)")
     g.add_argument("--val-masks", help="folder: validation masks")
     g.add_argument("--val-fraction", type=float, default=0.1, help="folder: share held out for validation (0.1)")
-    g.add_argument("--classes", help="folder: comma-separated class names, index 0 first")
+    g.add_argument("--classes", type=_class_names, help="folder: comma-separated class names, index 0 first")
     g.add_argument("--ignore-index", type=int, help="folder: the void label of the masks, e.g. 255")
     g.add_argument("--data-dir", help="pets: tensorflow-datasets data folder")
     g.add_argument("--skip-corrupt", action="store_true", help="folder, voc: leave out unreadable images / masks")
@@ -81,7 +114,7 @@ def _add_data_args(p, split):
 
 def _add_inference_args(p):
     g = p.add_argument_group("inference")
-    g.add_argument("--sliding-window", type=int, metavar="PIXELS", help="predict by windows of this size")
+    g.add_argument("--sliding-window", type=_positive_int, metavar="PIXELS", help="predict by windows of this size")
     g.add_argument("--overlap", type=float, default=0.5, help="window overlap, in [0, 1) (0.5)")
     g.add_argument("--blend", default="gaussian", choices=("gaussian", "uniform"), help="window blending (gaussian)")
     g.add_argument("--tta", action="store_true", help="test-time augmentation: average with the horizontal flip")
@@ -124,7 +157,8 @@ def build_parser():
     m.add_argument("--model", default="unet", type=_architecture, help=f"{', '.join(ARCHITECTURES)} (default: unet)")
     m.add_argument("--encoder", help="encoder name (keras-seg info lists them; default: the architecture's own)")
     m.add_argument("--encoder-weights", help="imagenet or a .weights.h5 path (default: random init)")
-    m.add_argument("--widths", default="16,32,64,128", help="classic U-Net (no --encoder) widths (16,32,64,128)")
+    m.add_argument("--widths", type=_int_list, default=[16, 32, 64, 128],
+                   help="classic U-Net (no --encoder) widths (16,32,64,128)")  # fmt: skip
     m.add_argument("--freeze-encoder-epochs", type=int, default=0, help="train only the decoder at first (0)")
     _add_data_args(t, "train")
     f = t.add_argument_group("training")
@@ -167,7 +201,8 @@ def build_parser():
     x.add_argument("model", help="a .keras file")
     x.add_argument("out", help="the artifact: a SavedModel folder, a .tflite or an .onnx file")
     x.add_argument("--format", choices=EXPORT_FORMATS, help="(default: from OUT: .tflite, .onnx, else saved_model)")
-    x.add_argument("--input-size", help="fixed input size H,W (or one number), e.g. 256,256; TFLite needs one")
+    x.add_argument("--input-size", type=_image_size,
+                   help="fixed input size H,W (or one number), e.g. 256,256; TFLite needs one")  # fmt: skip
     x.add_argument("--batch-size", type=int, help="fixed batch size (default: 1 for TFLite, any for the others)")
     x.add_argument("--output", choices=EXPORT_OUTPUTS, help="logits, probabilities or labels (a uint8 label map)")
     x.add_argument("--quantize", choices=("float16", "dynamic", "int8"), help="TFLite: all three; ONNX: dynamic, int8")
@@ -187,7 +222,8 @@ def build_parser():
     d.add_argument("--images", help="folder: the image folder")
     d.add_argument("--masks", help="folder: the mask folder")
     d.add_argument("--val-fraction", type=float, default=0.1, help="folder: share held out as the val split (0.1)")
-    d.add_argument("--classes", help="comma-separated class names, index 0 first (default: those stored in MODEL)")
+    d.add_argument("--classes", type=_class_names,
+                   help="comma-separated class names, index 0 first (default: those stored in MODEL)")  # fmt: skip
     d.add_argument("--ignore-index", type=int, help="folder: the void label of the masks")
     d.add_argument("--data-dir", help="pets: tensorflow-datasets data folder")
     d.add_argument("--seed", type=int, default=0, help="shapes: the data seed (0)")
@@ -244,6 +280,20 @@ def _train(args, parallel):
     from keras_seg.training import train as fit_recipe
 
     replicas = _data_parallel(args, parallel)  # first: before the backend runs anything (simulated CPUs, several hosts)
+    _check_out_folder(args.out)
+    last = os.path.join(args.out, "last.keras")
+    if args.resume:  # before any data is read: is there a run, and is anything left to do?
+        if not os.path.exists(last):
+            raise FileNotFoundError(f"--resume: there is no run to resume in {args.out} (no last.keras); drop --resume "
+                                    "to start a new run there, or pass the run's folder as --out.")  # fmt: skip
+        from keras_seg.utils.modelfile import archive_problem
+
+        problem = archive_problem(last)
+        done = None if problem else keras_seg.training.read_state(last).get("epoch")
+        if done is not None and done >= args.epochs:
+            print(f"nothing to do: the run in {args.out} already completed {done} epoch(s) of --epochs {args.epochs}; "
+                  "pass a larger --epochs to train it further.")  # fmt: skip
+            return 0
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)
     train_ds, meta = _dataset(args, args.split)
@@ -269,9 +319,7 @@ def _train(args, parallel):
         ).tolist()
         print("class weights:", [round(w, 3) for w in weights])
 
-    last = os.path.join(args.out, "last.keras")
-    resuming = args.resume and os.path.exists(last)
-    model = None if resuming else _build_model(args, meta.num_classes)
+    model = None if args.resume else _build_model(args, meta.num_classes)
     if model is not None:
         print(f"{model.name}: {model.count_params():,} parameters, {meta.num_classes} classes ({meta.name})")
     start = time.time()
@@ -339,6 +387,8 @@ def evaluate(args):
     import keras_seg
     from keras_seg import viz
 
+    if args.out:
+        _check_out_folder(args.out)
     model, state = _load(args.model)
     ds, meta = _dataset(args, args.split, class_names=state.get("class_names"))
     if meta.num_classes != model.output_shape[-1]:
@@ -368,26 +418,24 @@ def evaluate(args):
 
 def predict(args):
     import keras
-    import numpy as np
-    from PIL import Image
 
     import keras_seg
     from keras_seg import viz
 
+    _check_out_folder(args.out)
     model, state = _load(args.model)
     names = state.get("class_names")
     window, tta = _inference_options(args)
     files = _expand_inputs(args.inputs)
+    outputs = _prediction_paths(files, args.out)
     os.makedirs(args.out, exist_ok=True)
     bar = keras.utils.Progbar(len(files), unit_name="image") if len(files) > 1 else None
-    for i, path in enumerate(files):
-        with Image.open(path) as img:
-            image = np.asarray(img.convert("RGB"), dtype=np.float32)
+    for i, (path, (label_path, overlay_path)) in enumerate(zip(files, outputs)):
+        image = keras_seg.data.read_image(path)
         mask = keras_seg.inference.predict_mask(model, image, sliding_window=window, tta=tta)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        viz.save_label_png(os.path.join(args.out, f"{stem}.png"), mask)
+        viz.save_label_png(label_path, mask)
         picture = viz.overlay(image, mask, alpha=args.alpha, class_names=names)
-        viz.save_rgb_png(os.path.join(args.out, f"{stem}_overlay.png"), picture)
+        viz.save_rgb_png(overlay_path, picture)
         if bar is not None:
             bar.update(i + 1)
     print(f"wrote {len(files)} label PNG(s) and overlay(s) to {args.out}")
@@ -399,8 +447,8 @@ def export(args):
 
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"{args.model} does not exist; pass a .keras file (keras-seg train, model.save).")
-    size = _size(args.input_size)
-    names = args.classes.split(",") if args.classes else None
+    size = args.input_size
+    names = list(args.classes) if args.classes else None
     try:
         stored = keras_seg.training.read_state(args.model).get("class_names")
     except Exception:  # noqa: BLE001 - not a keras_seg checkpoint; export() says what is wrong with the file
@@ -427,24 +475,35 @@ def export(args):
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _size(text):
-    """``"256,320"`` -> (256, 320); ``"256"`` -> (256, 256); None -> None."""
-    if text is None:
-        return None
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise ValueError(f"--input-size {text!r} must be H,W or one number of pixels, e.g. 256,256")
-    return values * 2 if len(values) == 1 else values
+def _prediction_paths(files, out):
+    """``[(label_png, overlay_png)]`` for each input; refuses names that collide or would overwrite an input."""
+    inputs = {os.path.realpath(f): f for f in files}
+    taken, paths = {}, []
+    for path in files:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        pair = (os.path.join(out, f"{stem}.png"), os.path.join(out, f"{stem}_overlay.png"))
+        for target in pair:
+            real = os.path.realpath(target)
+            if real in inputs:
+                raise FileExistsError(f"--out {out}: writing {target} would overwrite the input image "
+                                      f"{inputs[real]}; choose an --out folder apart from the images.")  # fmt: skip
+            if real in taken:
+                raise ValueError(f"{taken[real]} and {path} would both be written to {target} (same file stem); "
+                                 "predict them into different --out folders, or rename one.")  # fmt: skip
+            taken[real] = path
+        paths.append(pair)
+    return paths
+
+
+def _check_out_folder(path, flag="--out"):
+    """A usable output folder: absent (it will be made) or a folder, never an existing file."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(f"{flag} {path} is a file, and {flag} names a folder; choose another path "
+                              f"(e.g. {flag} {os.path.splitext(path)[0]}_out) or move the file.")  # fmt: skip
 
 
 def _export_data(args, source, split, count, size, class_names):
     """Calibration / verification data for ``keras-seg export``: a catalog dataset or a folder of images."""
-    import numpy as np
-    from PIL import Image
-
     from keras_seg.data import catalog
 
     if source is None:
@@ -456,18 +515,16 @@ def _export_data(args, source, split, count, size, class_names):
         options.val_images = options.val_masks = None
         return _dataset(options, split, class_names=class_names)[0]
     if os.path.isdir(source):
-        images = []
-        for path in _expand_inputs([source])[:count]:
-            with Image.open(path) as img:
-                images.append(np.asarray(img.convert("RGB"), dtype=np.float32))
-        return images
+        from keras_seg.data import read_image
+
+        return [read_image(path) for path in _expand_inputs([source])[:count]]
     raise FileNotFoundError(f"{source!r} is neither a dataset ({', '.join(catalog.DATASETS)}) nor a folder of images.")
 
 
 def _dataset(args, split, class_names=None):
     from keras_seg.data import catalog
 
-    classes = args.classes.split(",") if args.classes else class_names
+    classes = list(args.classes) if args.classes else class_names
     images, masks = args.images, args.masks
     if args.data == "folder" and split != "train" and args.val_images:
         images, masks = args.val_images, args.val_masks
@@ -496,18 +553,17 @@ def _build_model(args, num_classes):
     if args.encoder:
         kwargs["encoder"] = args.encoder
     elif cls is keras_seg.models.UNet:
-        kwargs["widths"] = tuple(int(w) for w in args.widths.split(","))
+        kwargs["widths"] = tuple(args.widths)
     return cls(num_classes, **kwargs)
 
 
 def _load(path):
-    import keras
-
+    """The model in ``path`` (checked to be a segmentation model) and its keras_seg training state."""
     import keras_seg
+    from keras_seg.utils.modelfile import check_segmentation_model, load_model
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; pass a .keras file written by keras-seg train or model.save.")
-    return keras.saving.load_model(path), keras_seg.training.read_state(path)
+    model = check_segmentation_model(load_model(path), where=path)
+    return model, keras_seg.training.read_state(path)
 
 
 def _training_pictures(result, val_batches, meta, out):

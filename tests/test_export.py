@@ -245,7 +245,7 @@ def test_a_mixed_precision_model_exports_from_a_float32_copy(tmp_path):
 @on_tensorflow
 def test_a_failed_conversion_leaves_the_existing_file_alone(unet, tmp_path, monkeypatch):
     path = tmp_path / "model.tflite"
-    path.write_bytes(b"the previous model")
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3 the previous model")  # a TFLite file (identifier at byte 4)
 
     def broken(content, metadata):
         raise RuntimeError("disk full")
@@ -253,7 +253,7 @@ def test_a_failed_conversion_leaves_the_existing_file_alone(unet, tmp_path, monk
     monkeypatch.setattr("keras_seg.export.metadata.add_to_tflite", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         E.export(unet, path, input_size=32, quiet=True)
-    assert path.read_bytes() == b"the previous model"
+    assert path.read_bytes() == b"\x1c\x00\x00\x00TFL3 the previous model"
     assert os.listdir(tmp_path) == ["model.tflite"]  # no temporary file left
 
 
@@ -262,8 +262,8 @@ def test_a_saved_model_directory_is_replaced_only_when_complete(unet, tmp_path, 
     import tensorflow as tf
 
     path = tmp_path / "saved"
-    path.mkdir()
-    (path / "old.txt").write_text("previous")
+    E.export(unet, path, verify=False)
+    before = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
     save = tf.saved_model.save
 
     def half_written(module, directory, **kwargs):
@@ -273,12 +273,40 @@ def test_a_saved_model_directory_is_replaced_only_when_complete(unet, tmp_path, 
     monkeypatch.setattr(tf.saved_model, "save", half_written)
     with pytest.raises(OSError, match="killed"):
         E.export(unet, path, verify=False)
-    assert os.listdir(path) == ["old.txt"] and os.listdir(tmp_path) == ["saved"]
-    monkeypatch.setattr(tf.saved_model, "save", save)
-    report = E.export(unet, path, verify=False)
-    assert not report.verified and report.latency_ms is None
-    assert "old.txt" not in os.listdir(path) and "saved_model.pb" in os.listdir(path)
+    assert {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
     assert os.listdir(tmp_path) == ["saved"]
+    monkeypatch.setattr(tf.saved_model, "save", save)
+    report = E.export(UNet(3, widths=(4, 8)), path, verify=False)  # other weights: the files change
+    assert not report.verified and report.latency_ms is None
+    assert "saved_model.pb" in os.listdir(path) and os.listdir(tmp_path) == ["saved"]
+    assert {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()} != before
+
+
+def test_an_export_never_replaces_a_folder_or_file_it_did_not_write(tmp_path):
+    """Only a SavedModel (or an empty folder) is replaced by a SavedModel, only a .tflite / .onnx by one."""
+    model = UNet(3, widths=(4, 8))
+    thesis = b"Chapter 1\n"
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "thesis.txt").write_bytes(thesis)
+    with pytest.raises(FileExistsError, match=r"work is a folder that is not a SavedModel \(it holds thesis\.txt\)"):
+        E.export(model, folder, verify=False)
+    fake = tmp_path / "fake"  # saved_model.pb beside something foreign, inside variables/ too
+    (fake / "variables").mkdir(parents=True)
+    (fake / "saved_model.pb").write_bytes(b"x")
+    (fake / "variables" / "notes.md").write_bytes(thesis)
+    with pytest.raises(FileExistsError, match=r"it holds variables/notes\.md"):
+        E.export(model, fake, verify=False)
+    (tmp_path / "model.onnx").write_bytes(thesis)
+    with pytest.raises(FileExistsError, match="model.onnx exists and is not a onnx model"):
+        E.export(model, tmp_path / "model.onnx", verify=False)
+    assert (folder / "thesis.txt").read_bytes() == thesis and (fake / "variables" / "notes.md").read_bytes() == thesis
+    assert (tmp_path / "model.onnx").read_bytes() == thesis
+    assert sorted(os.listdir(tmp_path)) == ["fake", "model.onnx", "work"]  # no temporary folder left
+    from keras_seg.export.options import foreign_entries
+
+    (tmp_path / "empty").mkdir()
+    assert foreign_entries(tmp_path / "empty") == []  # an empty folder may be replaced
 
 
 def test_read_metadata_says_what_it_cannot_read(tmp_path):

@@ -192,3 +192,39 @@ def test_wrappers_export_to_saved_model_and_tflite(unet, tmp_path):
     with pytest.raises(ValueError, match="needs the image height and width"):
         dynamic.export(str(tmp_path / "dynamic"), format="tf_saved_model", verbose=False,
                        input_signature=[keras.InputSpec(shape=(1, None, None, 3), dtype="float32")])  # fmt: skip
+
+
+def test_non_finite_pixels_are_an_error_naming_how_many_and_where(unet):
+    """One NaN pixel makes the whole image NaN and label 0: refused, with the count and the place."""
+    image = images_of((64, 64))[0]
+    image[10:14, 20:24, 1] = np.nan
+    with pytest.raises(ValueError, match=r"images\[0\] has 16 pixel\(s\) with non-finite values \(16 NaN values in the "
+                                         r"batch\), in rows 10\.\.13, columns 20\.\.23.*np\.nan_to_num"):  # fmt: skip
+        inference.predict_mask(unet, image)
+    batch = np.stack(images_of((16, 16), (16, 16), (16, 16)))
+    batch[2, 0, 0, 0] = np.inf
+    batch[1, 5, 6, :] = -np.inf
+    with pytest.raises(ValueError, match=r"images\[1\] has 1 pixel\(s\).*4 infinite values.*1 more image"):
+        unet.predict_mask(batch)
+    listed = images_of((8, 8), (12, 8))
+    listed[1][3, 4, 0] = np.nan
+    with pytest.raises(ValueError, match=r"images\[1\] has 1 pixel\(s\).*rows 3\.\.3, columns 4\.\.4"):
+        inference.predict_mask(unet, listed, probabilities=True)
+
+
+def test_an_empty_batch_gives_empty_results(unet):
+    masks = inference.predict_mask(unet, np.zeros((0, 24, 16, 3), "float32"))
+    assert masks.shape == (0, 24, 16) and masks.dtype == np.int32
+    masks, probs = unet.predict_mask(np.zeros((0, 24, 16, 3), "float32"), probabilities=True)
+    assert masks.shape == (0, 24, 16) and probs.shape == (0, 24, 16, 3)
+    assert inference.predict_mask(unet, []) == []
+
+
+def test_configs_are_checked_when_made():
+    for kwargs, message in (({"window": 0}, "window=0"), ({"overlap": -0.1}, "overlap=-0.1"),
+                            ({"blend": "box"}, "blend='box'"), ({"batch_size": 0}, "batch_size=0"),
+                            ({"window": 64, "stride": (8, 0)}, r"stride=\(8, 0\)")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            inference.sliding_window(**kwargs)
+    with pytest.raises(ValueError, match=r"scales=\(0\.0,\)"):
+        inference.tta(scales=(0.0,))

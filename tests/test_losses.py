@@ -700,3 +700,36 @@ def test_tf_function_unknown_batch():
             input_signature=[tf.TensorSpec((None, 4, 5), tf.int32), tf.TensorSpec((None, 4, 5, 3), tf.float32)],
         )
         np.testing.assert_allclose(to_np(fn(labels, logits)), to_np(loss(labels, logits)), atol=ATOL, err_msg=key)
+
+
+def test_labels_and_predictions_of_different_sizes_name_both_shapes():
+    labels = np.zeros((2, 4, 4), "int32")
+    logits = np.zeros((2, 8, 8, 3), "float32")
+    message = r"y_true has shape \(2, 4, 4\) and y_pred \(2, 8, 8, 3\).*\(2, 4, 4\) and \(2, 8, 8\) differ"
+    for key, make in MULTICLASS_LOSSES.items():
+        with pytest.raises(ValueError, match=message):
+            make()(labels, logits)
+    with pytest.raises(ValueError, match=r"y_true has shape \(2, 4, 4, 1\) and y_pred \(2, 8, 8, 1\)"):
+        L.DiceLoss()(labels[..., None], logits[..., :1])
+    with pytest.raises(ValueError, match=r"y_true has shape \(2, 4, 4, 3\) and y_pred \(2, 8, 8, 3\)"):
+        L.CrossEntropyLoss()(np.eye(3, dtype="float32")[labels], logits)  # one-hot labels too
+
+
+def test_float_labels_that_are_not_whole_numbers_are_void():
+    """0.5 is no class: such a pixel is void (as if ignore_index), never rounded into class 0; 2.0004 is class 2."""
+    labels, logits = random_case(5, ignore_frac=0.3)
+    floats = np.where(labels == IGNORE, 0.5, labels).astype("float32")
+    nearly = np.where(labels == 2, 2.0004, floats).astype("float32")
+    for key, make in MULTICLASS_LOSSES.items():
+        loss = make(ignore_index=IGNORE)
+        expected = to_np(loss(labels, logits))
+        np.testing.assert_allclose(to_np(loss(floats, logits)), expected, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(to_np(loss(nearly, logits)), expected, atol=1e-6, err_msg=key)
+    rounded = np.where(labels == IGNORE, 0, labels)  # what rounding 0.5 down would have meant
+    dice = L.DiceLoss(ignore_index=IGNORE)
+    assert abs(to_np(dice(floats, logits)) - to_np(dice(rounded, logits))) > 1e-3  # so the test can fail
+    metric = keras_seg.metrics.MeanIoU(3, ignore_index=IGNORE)
+    metric.update_state(floats, logits)
+    reference = keras_seg.metrics.MeanIoU(3, ignore_index=IGNORE)
+    reference.update_state(labels, logits)
+    assert float(to_np(metric.result())) == pytest.approx(float(to_np(reference.result())))

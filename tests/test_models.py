@@ -162,6 +162,10 @@ def test_encoder_freeze_keeps_its_weights():
         (lambda: DeepLabV3(3, encoder=tiny_encoder(), output_stride=16), "output_stride=16"),
         (lambda: UNet(3, widths=(4, 8), activation="relu"), "activation='relu'"),
         (lambda: UNet(3, encoder=tiny_encoder(), input_shape=(None, None, 1)), "3 input channels"),
+        (lambda: UNet(3, widths=(4, 8), input_shape=(32, 32, 0)), "input_shape=(32, 32, 0) must be"),
+        (lambda: UNet(3, input_shape=(32, 0, 3)), "input_shape=(32, 0, 3) must be"),
+        (lambda: DeepLabV3(3, encoder="mobilenetv2", input_shape=(32, 32, None)), "channels a positive int"),
+        (lambda: FCN(3, input_shape=(32, 32)), "input_shape=(32, 32) must be (height, width, channels)"),
     ],
 )
 def test_errors_name_the_bad_value(make, message):

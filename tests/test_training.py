@@ -282,3 +282,43 @@ def test_early_stopping_counts_on_across_a_resume(tmp_path):
     assert len(first.history["loss"]) == 3  # epochs 2 and 3 without gain: patience 3 not used up
     resumed = training.train(None, batches("train"), batches("val"), epochs=10, resume=True, **kw)
     assert len(resumed.history["loss"]) == 1  # the 3rd epoch without gain stops it (a fresh count would run 3)
+
+
+def test_resume_without_a_run_stops_and_auto_starts_one(tmp_path):
+    out = str(tmp_path / "fresh")
+    with pytest.raises(FileNotFoundError, match=r"There is no run to resume in .*fresh: it holds no last\.keras"):
+        training.train(tiny_model(), batches("train"), epochs=1, out_dir=out, resume=True, verbose=0)
+    assert not os.path.exists(out)  # nothing was made
+    started = training.train(tiny_model(), batches("train"), batches("val"), epochs=1, out_dir=out, resume="auto",
+                             verbose=0)  # fmt: skip
+    assert started.initial_epoch == 0 and len(started.history["loss"]) == 1
+    again = training.train(None, batches("train"), batches("val"), epochs=2, out_dir=out, resume="auto", verbose=0)
+    assert again.initial_epoch == 1 and len(again.history["loss"]) == 1
+    with pytest.raises(ValueError, match="resume='yes'"):
+        training.train(None, batches("train"), epochs=1, out_dir=out, resume="yes")
+    with pytest.raises(FileExistsError, match=r"out_dir=.*log\.csv.*is a file"):
+        training.train(tiny_model(), batches("train"), epochs=1, out_dir=os.path.join(out, "log.csv"))
+
+
+def test_resume_of_a_complete_run_trains_nothing_and_writes_nothing(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    training.train(tiny_model(), batches("train"), batches("val"), epochs=2, out_dir=out, verbose=0)
+    before = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
+    result = training.train(None, batches("train"), batches("val"), epochs=2, out_dir=out, resume=True, verbose=1)
+    assert result.complete and result.history == {} and result.initial_epoch == 2
+    assert "nothing to do: the run in" in capsys.readouterr().out
+    assert {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)} == before
+
+
+def test_a_nan_loss_in_the_first_epoch_says_nothing_was_saved(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    with pytest.raises(training.TrainingDiverged, match=r"at epoch 1, batch 1\. No epoch completed, so nothing was saved"):
+        training.train(tiny_model(), batches("train"), batches("val"), epochs=2, out_dir=out, callbacks=[Poison(0)],
+                       verbose=0)  # fmt: skip
+    assert "no epoch has completed, so nothing was saved" in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(out, "last.keras"))
+    # A new run in a folder that holds an older run: the old last.keras is not this run's good epoch.
+    training.train(tiny_model(), batches("train"), batches("val"), epochs=1, out_dir=out, verbose=0)
+    with pytest.raises(training.TrainingDiverged, match="No epoch completed, so nothing was saved"):
+        training.train(tiny_model(), batches("train"), batches("val"), epochs=2, out_dir=out, overwrite=True,
+                       callbacks=[Poison(0)], verbose=0)  # fmt: skip

@@ -15,6 +15,7 @@ from keras_seg.data.folders import CheckReport
 from keras_seg.data.folders import check_pairs
 from keras_seg.data.folders import from_folders
 from keras_seg.data.folders import from_pairs
+from keras_seg.data.folders import read_image
 from keras_seg.data.folders import read_mask
 from keras_seg.data.folders import voc
 from keras_seg.data.pets import CLASS_NAMES as PETS_CLASSES
@@ -43,6 +44,7 @@ __all__ = [
     "pets",
     "pets_from_tfds",
     "prepare",
+    "read_image",
     "read_mask",
     "shapes",
     "shapes_arrays",

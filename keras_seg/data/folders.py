@@ -134,13 +134,43 @@ def from_pairs(pairs, *, colors=None, ignore_index=None, num_classes=None, check
         return mask
 
     def load(image_path, mask_path):
-        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-        image = tf.cast(tf.ensure_shape(image, [None, None, 3]), tf.float32)
+        image = decode_image(tf.io.read_file(image_path))
         mask = tf.numpy_function(read, [mask_path], tf.int32)
         return image, tf.ensure_shape(mask, [None, None])
 
     ds = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def decode_image(contents):
+    """The one image decoder of keras_seg: encoded bytes (a string tensor) -> float32 ``(H, W, 3)`` in [0, 255].
+
+    JPEG, PNG, BMP and GIF (its first frame); grayscale is repeated over three channels, an
+    alpha channel is dropped, a 16-bit PNG becomes ``v >> 8``. Training, evaluation,
+    prediction and export calibration all decode through it, so an image means the same
+    pixels everywhere.
+    """
+    import tensorflow as tf
+
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    return tf.cast(tf.ensure_shape(image, [None, None, 3]), tf.float32)
+
+
+def read_image(path):
+    """An image file as float32 ``(H, W, 3)`` in [0, 255], decoded by :func:`decode_image` (as for training)."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is not an image file.")
+    with open(path, "rb") as f:
+        contents = f.read()
+    try:
+        return decode_image(tf.constant(contents)).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        first = (error.message or "").strip().splitlines()[0] if error.message else type(error).__name__
+        raise ValueError(f"Cannot read the image {path} ({first}); keras_seg reads JPEG, PNG, BMP and GIF files. "
+                         "Convert it, or leave it out.") from None  # fmt: skip
 
 
 def read_mask(path, colors=None, ignore_index=None):

@@ -16,7 +16,7 @@ from keras_seg.export import options as O
 from keras_seg.export import verify as V
 from keras_seg.export.report import ExportReport
 
-ERRORS = {e.__name__: e for e in (ValueError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)}
+ERRORS = {e.__name__: e for e in (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError)}
 
 
 def export(model, path, format=None, input_size=None, batch_size=None, output=None, quantize=None,
@@ -76,12 +76,10 @@ def export(model, path, format=None, input_size=None, batch_size=None, output=No
                       has_representative=representative_data is not None)  # fmt: skip
     model_path = None
     if isinstance(model, (str, os.PathLike)):
+        from keras_seg.utils.modelfile import load_model
+
         model_path = os.fspath(model)
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"{model_path} does not exist; pass a Keras model or the path of a .keras file.")
-        if not model_path.endswith(".keras"):
-            raise ValueError(f"{model_path} is not a .keras file; save the model with model.save('model.keras').")
-        model = keras.saving.load_model(model_path)
+        model = load_model(model_path)
     elif not isinstance(model, keras.Model):
         raise TypeError(f"model={model!r} is not a Keras model; pass a keras.Model or the path of a .keras file.")
     if options.class_names is None:

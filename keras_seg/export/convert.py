@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from keras_seg.export import metadata as M
 from keras_seg.export import verify as V
+from keras_seg.export.options import check_replaceable
 from keras_seg.export.report import ExportReport
 from keras_seg.utils.io import atomic_path
 
@@ -74,7 +75,7 @@ def export_model(model, path, facts, options, calibration=None, verification=Non
     module.serve = function
     metadata = facts.metadata()
     writer = {"saved_model": _write_saved_model, "tflite": _write_tflite, "onnx": _write_onnx}[facts.format]
-    with _atomic(path, directory=facts.format == "saved_model") as tmp:
+    with _atomic(path, facts.format) as tmp:
         extra = writer(tmp, module, function, facts, metadata, calibration, options, notes)
         report = ExportReport(
             path=os.fspath(path), format=facts.format, output=facts.output, quantize=facts.quantize,
@@ -302,11 +303,17 @@ def _calibration_reader(images, dtype, batch):
 
 
 @contextlib.contextmanager
-def _atomic(path, directory):
-    """A temporary file or directory beside ``path``, renamed over it when the body succeeds."""
-    if not directory:
+def _atomic(path, format):
+    """A temporary file or directory beside ``path``, renamed over it when the body succeeds.
+
+    What is at ``path`` is replaced only if it is an artifact of the same format
+    (:func:`~keras_seg.export.options.check_replaceable`, checked again just before the rename):
+    a folder holding anything but a SavedModel is never removed.
+    """
+    if format != "saved_model":
         with atomic_path(path) as tmp:
             yield tmp
+            check_replaceable(path, format)
         return
     path = os.path.abspath(os.fspath(path))
     parent, base = os.path.dirname(path), os.path.basename(path)
@@ -314,6 +321,7 @@ def _atomic(path, directory):
     old = None
     try:
         yield tmp
+        check_replaceable(path, format)
         if os.path.isdir(path):
             old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=parent)
             os.rmdir(old)

@@ -101,6 +101,62 @@ def _format(path, format):
     return format
 
 
+# What a SavedModel directory holds at its top level (TensorFlow's writer, Keras 2's extra file).
+SAVED_MODEL_ENTRIES = frozenset(
+    {"saved_model.pb", "saved_model.pbtxt", "variables", "assets", "assets.extra", "fingerprint.pb", "keras_metadata.pb"}
+)
+# The first bytes an artifact of each file format starts with: a TFLite flatbuffer carries its identifier
+# at offset 4; an ONNX ModelProto written by onnx starts with field 1 (ir_version), tag byte 0x08.
+_FILE_MAGIC = {"tflite": (4, b"TFL3"), "onnx": (0, b"\x08")}
+
+
+def foreign_entries(path):
+    """What in the directory ``path`` is not part of a SavedModel (``[]`` if it is one, or is empty).
+
+    A directory is replaceable when it is empty, or when it holds ``saved_model.pb`` (or
+    ``.pbtxt``), its top level has only the entries a SavedModel has, and its ``variables/``
+    folder only ``variables.*`` files. Anything else (a thesis, a training run, the current
+    folder) is listed, so an export never deletes a file it did not write.
+    """
+    entries = sorted(os.listdir(path))
+    if not entries:
+        return []
+    foreign = [e for e in entries if e not in SAVED_MODEL_ENTRIES]
+    if not {"saved_model.pb", "saved_model.pbtxt"} & set(entries):
+        return foreign or entries
+    variables = os.path.join(path, "variables")
+    if os.path.isdir(variables):
+        foreign += [os.path.join("variables", e) for e in sorted(os.listdir(variables)) if not e.startswith("variables.")]
+    return foreign
+
+
+def check_replaceable(path, format):
+    """Raise ``FileExistsError`` naming ``path`` when writing the artifact there would destroy something else.
+
+    SavedModel: an existing directory must be a SavedModel (see :func:`foreign_entries`). TFLite /
+    ONNX: an existing file must be an artifact of that format (its first bytes say so).
+    """
+    if not os.path.lexists(path):
+        return
+    if format == "saved_model":
+        foreign = foreign_entries(path) if os.path.isdir(path) else None
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise FileExistsError(
+                f"{path} is a folder that is not a SavedModel (it holds {shown}); the export would replace it "
+                "whole. Choose a new or empty folder, e.g. a subfolder of it."
+            )
+        return
+    offset, magic = _FILE_MAGIC[format]
+    with open(path, "rb") as f:
+        head = f.read(offset + len(magic))
+    if head[offset:] != magic:
+        raise FileExistsError(
+            f"{path} exists and is not a {format} model; the export would overwrite it. Choose another path, "
+            f"e.g. model.{format}, or remove the file first."
+        )
+
+
 def _check_target(path, format):
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
@@ -109,6 +165,7 @@ def _check_target(path, format):
         raise ValueError(f"{path} is a file, but a SavedModel is a directory; remove the file or choose another path.")
     if format != "saved_model" and os.path.isdir(path):
         raise ValueError(f"{path} is a directory, but a {format} model is a file; choose a path such as model.{format}.")
+    check_replaceable(path, format)
 
 
 def _check_dependencies(format, quantize, verify):
@@ -184,15 +241,10 @@ class Facts:
 
 def facts_for(model, options):
     """:class:`Facts` for ``model`` and the checked ``options``; raises ValueError naming the fix."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError(f"keras_seg.export takes a model with one image input and one output; {model.name} has "
-                         f"{len(model.inputs)} input(s) and {len(model.outputs)} output(s).")  # fmt: skip
+    from keras_seg.utils.modelfile import check_segmentation_model
+
+    check_segmentation_model(model)
     in_shape, out_shape = tuple(model.input_shape), tuple(model.output_shape)
-    if len(in_shape) != 4 or len(out_shape) != 4 or in_shape[-1] is None or out_shape[-1] is None:
-        raise ValueError(
-            f"keras_seg.export takes a model that maps images (B, H, W, C) to logits (B, H, W, K); {model.name} "
-            f"maps {in_shape} to {out_shape}."
-        )
     static = tuple(in_shape[1:3]) if None not in in_shape[1:3] else None
     size = options.input_size
     if size and static and tuple(size) != static:

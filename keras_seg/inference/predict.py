@@ -103,6 +103,9 @@ def predict_mask(
 
     single, batch, items = _as_items(images)
     activation = getattr(model, "activation", None)
+    if batch is not None and len(batch) == 0:  # an empty batch: empty results of the right shapes
+        masks = np.zeros(batch.shape[:3], "int32")
+        return (masks, np.zeros(batch.shape[:3] + (int(model.output_shape[-1]),), "float32")) if probabilities else masks
 
     # Without TTA and without probabilities asked for, labels come straight from the logits
     # (same argmax), sparing the (H, W, K) softmax and its temporaries on large images.
@@ -138,18 +141,44 @@ def predict_mask(
 
 
 def _as_items(images):
-    """``(single, batch_array_or_None, list_or_None)`` with every image checked to be ``(H, W, C)``."""
+    """``(single, batch_array_or_None, list_or_None)`` with every image checked: ``(H, W, C)``, finite pixels."""
     if isinstance(images, (list, tuple)):
         items = [np.asarray(image) for image in images]
         for i, image in enumerate(items):
             if image.ndim != 3:
                 raise ValueError(f"images[{i}] has shape {image.shape}; each image must be (height, width, channels).")
+            check_finite(image[None], first=i)
         return False, None, items
     array = np.asarray(images)
-    if array.ndim == 3:
-        return True, array[None].astype("float32"), None
-    if array.ndim == 4:
-        return False, array.astype("float32"), None
+    if array.ndim not in (3, 4):
+        raise ValueError(
+            f"images of shape {array.shape} are not (H, W, C), (N, H, W, C) or a list of (H, W, C) images."
+        )
+    batch = array[None] if array.ndim == 3 else array
+    check_finite(batch)
+    return array.ndim == 3, batch.astype("float32"), None
+
+
+def check_finite(images, first=0):
+    """Raise ``ValueError`` when a batch ``(N, H, W, C)`` holds NaN or infinite pixels, saying how many and where.
+
+    A model answers NaN everywhere for one NaN pixel (every convolution spreads it), and the
+    argmax of NaN is class 0: a silent, wrong mask. ``first`` numbers the images in the message.
+    """
+    if images.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(images)
+    if not bad.any():
+        return
+    where = np.argwhere(bad.any(axis=-1))  # (image, row, column) of each bad pixel
+    image = where[0, 0]
+    pixels = where[where[:, 0] == image][:, 1:]
+    (top, left), (bottom, right) = pixels.min(axis=0), pixels.max(axis=0)
+    kinds = ", ".join(f"{int(n)} {k}" for k, n in (("NaN", np.isnan(images).sum()), ("infinite", np.isinf(images).sum())) if n)
+    others = len(np.unique(where[:, 0])) - 1
+    more = f"; {others} more image(s) have some too" if others else ""
     raise ValueError(
-        f"images of shape {array.shape} are not (H, W, C), (N, H, W, C) or a list of (H, W, C) images."
+        f"images[{first + int(image)}] has {len(pixels)} pixel(s) with non-finite values ({kinds} values in the batch), "
+        f"in rows {top}..{bottom}, columns {left}..{right}{more}. The model would answer NaN for the whole image "
+        "and label it class 0: replace them first, e.g. np.nan_to_num(images, nan=0.0, posinf=255.0, neginf=0.0)."
     )

@@ -53,14 +53,8 @@ def sliding_window_logits(model, image, window=512, overlap=0.5, stride=None, bl
     image = np.asarray(image, dtype="float32")
     if image.ndim != 3:
         raise ValueError(f"sliding_window_logits takes one image (H, W, C); got shape {image.shape}.")
-    if blend not in BLENDS:
-        raise ValueError(f"blend={blend!r} is not supported; expected one of {BLENDS}.")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap={overlap!r} must be in [0, 1): the share of a window its neighbour repeats.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be a positive int.")
+    win, _ = check_sliding_window(window, overlap, stride, blend, batch_size)
     height, width = image.shape[:2]
-    win = checks.image_size(window, "window")
     win = (min(win[0], height), min(win[1], width))
     if win == (height, width):  # one window: exactly plain prediction
         return predict_logits(model, image[None], pad_to)[0]
@@ -83,6 +77,18 @@ def sliding_window_logits(model, image, window=512, overlap=0.5, stride=None, bl
     return total / norm[..., None]
 
 
+def check_sliding_window(window, overlap, stride, blend, batch_size):
+    """``(window, stride)`` as ``(h, w)`` tuples (stride None when not given); ValueError naming a bad value."""
+    if blend not in BLENDS:
+        raise ValueError(f"blend={blend!r} is not supported; expected one of {BLENDS}.")
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap={overlap!r} must be in [0, 1): the share of a window its neighbour repeats.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive int.")
+    return checks.image_size(window, "window"), checks.image_size(stride, "stride")
+
+
 def sliding_window(window=512, overlap=0.5, stride=None, blend="gaussian", batch_size=4):
-    """A sliding-window config for :func:`keras_seg.inference.predict_mask` (``sliding_window=``)."""
+    """A sliding-window config for :func:`keras_seg.inference.predict_mask` (``sliding_window=``), checked now."""
+    check_sliding_window(window, overlap, stride, blend, batch_size)
     return {"window": window, "overlap": overlap, "stride": stride, "blend": blend, "batch_size": batch_size}

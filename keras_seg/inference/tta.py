@@ -15,7 +15,8 @@ FLIPS = ("horizontal", "vertical")
 
 
 def tta(flips=("horizontal",), scales=(1.0,)):
-    """A TTA config for :func:`keras_seg.inference.predict_mask` (``tta=``)."""
+    """A TTA config for :func:`keras_seg.inference.predict_mask` (``tta=``), checked now."""
+    check_tta(tuple(flips), tuple(scales))
     return {"flips": tuple(flips), "scales": tuple(scales)}
 
 

@@ -67,6 +67,7 @@ def _prepare(y_true, y_pred, mode, ignore_index):
     num_channels = y_pred.shape[-1]
     mode = label_utils.resolve_mode(mode, num_channels)
     targets, valid = label_utils.prepare_targets(y_true, num_channels, mode, ignore_index)
+    label_utils.check_same_grid(ops.convert_to_tensor(y_true), y_pred, truth_shape=valid.shape)
     return y_pred, targets, valid, mode
 
 

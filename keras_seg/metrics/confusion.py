@@ -97,15 +97,7 @@ def class_ids(y_true, y_pred, num_classes, ignore_index=None, from_logits=True, 
 
 
 def _check_same_grid(truth, pred, y_true, y_pred):
-    t_shape, p_shape = tuple(truth.shape), tuple(pred.shape)
-    if len(t_shape) != len(p_shape) or any(
-        a is not None and b is not None and a != b for a, b in zip(t_shape, p_shape)
-    ):
-        raise ValueError(
-            f"y_true and y_pred describe different pixel grids: labels {t_shape} vs predictions "
-            f"{p_shape} (after reducing y_true {tuple(y_true.shape)} and y_pred {tuple(y_pred.shape)} "
-            "to (B, H, W) class ids). Resize one to the other."
-        )
+    label_utils.check_same_grid(y_true, pred, truth_shape=truth.shape)
 
 
 def confusion_matrix_from_ids(truth, pred, weights, num_classes):

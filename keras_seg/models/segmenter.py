@@ -29,13 +29,21 @@ def check_num_classes(num_classes):
 
 
 def check_input_shape(input_shape):
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or input_shape[-1] is None:
+    """``(H, W, C)``: H and W positive ints or None (any size), C a positive int; ValueError naming the value."""
+    try:
+        input_shape = tuple(input_shape)
+    except TypeError:
+        input_shape = (input_shape,)
+
+    def size(v, allow_none):
+        return (v is None and allow_none) or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1)
+
+    if len(input_shape) != 3 or not all(size(v, True) for v in input_shape[:2]) or not size(input_shape[-1], False):
         raise ValueError(
-            f"input_shape={input_shape!r} must be (height, width, channels) with channels known, e.g. "
-            "(None, None, 3) for RGB images of any size."
+            f"input_shape={input_shape!r} must be (height, width, channels): height and width positive ints or "
+            "None (any size), channels a positive int, e.g. (None, None, 3) for RGB images of any size."
         )
-    return input_shape
+    return tuple(None if v is None else int(v) for v in input_shape)
 
 
 class Segmenter(keras.Model):

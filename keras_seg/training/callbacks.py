@@ -102,18 +102,23 @@ class ResumeCheckpoint(keras.callbacks.Callback):
     ``best`` in the callback list so it records the value of the same epoch.
     """
 
-    def __init__(self, path, best=None, extra=None):
+    def __init__(self, path, best=None, extra=None, saved_epoch=None):
         super().__init__()
         self.path, self.best, self.extra = path, best, dict(extra or {})
+        self.saved_epoch = saved_epoch  # the epoch ``path`` holds for this run (a resumed run's start), or None
 
     def on_epoch_end(self, epoch, logs=None):
         if not finite_loss(logs or {}):
-            print(f"epoch {epoch + 1}: the loss is not finite; {self.path} keeps the last good epoch")
+            if self.saved_epoch:
+                print(f"epoch {epoch + 1}: the loss is not finite; {self.path} keeps epoch {self.saved_epoch}")
+            else:
+                print(f"epoch {epoch + 1}: the loss is not finite; no epoch has completed, so nothing was saved")
             return
         state = dict(self.extra, epoch=epoch + 1)
         if self.best is not None:
             state.update(monitor=self.best.monitor, best=self.best.best, best_epoch=self.best.best_epoch)
         save_checkpoint(self.model, self.path, state)
+        self.saved_epoch = epoch + 1
 
 
 def finite_loss(logs):
@@ -148,9 +153,15 @@ class StopOnNaN(keras.callbacks.Callback):
             self.where = (self._epoch + 1, batch + 1, float(logs["loss"]))
             self.model.stop_training = True
 
-    def message(self, last_path=None):
+    def message(self, last_path=None, saved=True):
+        """The error text; ``last_path`` is the checkpoint that holds this run's last good epoch, if any.
+
+        ``saved=False``: the run writes no checkpoints at all (no ``out_dir``), so nothing is said of them.
+        """
         epoch, batch, value = self.where
         kept = f" {last_path} holds the last good epoch." if last_path else ""
+        if not last_path and saved:
+            kept = " No epoch completed, so nothing was saved."
         return (
             f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}.{kept} Usual causes: a "
             "learning rate too high (lower --lr / learning_rate), NaN or infinite pixels in the images, or float16 "

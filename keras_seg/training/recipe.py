@@ -36,6 +36,7 @@ class TrainResult(NamedTuple):
     best_path: str | None
     last_path: str | None
     log_path: str | None
+    complete: bool = False  # True when a resumed run had already done ``epochs`` epochs: nothing was trained
 
 
 def default_metrics(num_classes, ignore_index=None):
@@ -95,8 +96,11 @@ def train(
         monitor: the logged value that picks ``best.keras`` and drives early stopping
             (maximised unless its name contains ``loss``).
         patience: stop after this many epochs without improvement (``None``: never).
-        resume: continue from ``out_dir/last.keras``: weights, optimizer state, epoch and
-            best value so far; starts afresh when there is no checkpoint yet.
+        resume: ``True``: continue from ``out_dir/last.keras`` (weights, optimizer state, epoch and
+            best value so far); a FileNotFoundError when there is none. ``"auto"``: the same when
+            ``out_dir`` holds a run, a new run otherwise (for jobs that are restarted after
+            preemption). A run that already did ``epochs`` epochs returns at once with
+            ``complete=True`` and nothing written.
         overwrite: allow starting a new run in an ``out_dir`` that holds one.
         steps_per_epoch: needed when ``train_data`` has no known length.
         callbacks: extra Keras callbacks.
@@ -111,21 +115,39 @@ def train(
         raise ValueError(f"epochs={epochs!r} must be at least 1.")
     steps = _steps_per_epoch(train_data, steps_per_epoch)
     paths = _paths(out_dir)
+    if resume not in (False, True, "auto"):
+        raise ValueError(f"resume={resume!r} must be True, False or 'auto' (resume when out_dir holds a run).")
+    if resume and paths is None:
+        raise ValueError("resume needs out_dir: the folder whose last.keras the run continues from.")
     start, best, state = 0, None, {}
-    if resume and paths and os.path.exists(paths[LAST]):
-        model = keras.saving.load_model(paths[LAST])
+    has_run = bool(paths) and os.path.exists(paths[LAST])
+    if resume is True and not has_run:
+        raise FileNotFoundError(
+            f"There is no run to resume in {out_dir}: it holds no {LAST}. Drop resume=True (--resume) to start a "
+            "new run there, or point out_dir (--out) at the folder of the run to continue."
+        )
+    if resume and has_run:
+        model = load_checkpoint(paths[LAST], paths[BEST])
         state = read_state(paths[LAST])
         start, best = int(state.get("epoch", 0)), state.get("best")
+        if start >= epochs:
+            if verbose:
+                print(f"nothing to do: the run in {out_dir} already completed {start} epoch(s) (epochs={epochs}); "
+                      "pass a larger epochs (--epochs) to train it further.")  # fmt: skip
+            return TrainResult(model, {}, start, paths[BEST] if os.path.exists(paths[BEST]) else None, paths[LAST],
+                               paths[LOG], complete=True)  # fmt: skip
         if verbose:
             print(f"resuming {paths[LAST]} after epoch {start} of {epochs} (best {monitor} so far: {best})")
         _truncate_log(paths[LOG], start)
-    elif paths and os.path.exists(paths[LAST]) and not (resume or overwrite):
+    elif has_run and not overwrite:
         raise ValueError(
             f"{out_dir} already holds a training run ({LAST}); pass resume=True (--resume) to continue it, "
             "overwrite=True (--overwrite) to start over, or choose another output folder."
         )
     if model is None:
         raise ValueError(f"model=None needs resume=True and a checkpoint to resume from; none in out_dir={out_dir!r}.")
+    if paths:
+        os.makedirs(out_dir, exist_ok=True)
     if freeze_encoder_epochs and not hasattr(model, "freeze_encoder"):
         raise ValueError("freeze_encoder_epochs needs a keras_seg model (one with an encoder to freeze).")
 
@@ -142,8 +164,10 @@ def train(
         best_cb = BestCheckpoint(paths[BEST], monitor, mode, initial_best=best, extra=extra)
     guard = StopOnNaN()
     common = [guard, LogLearningRate()] + ([best_cb] if best_cb else [])
+    last_cb = None
     if paths:
-        common.append(ResumeCheckpoint(paths[LAST], best=best_cb, extra=extra))
+        last_cb = ResumeCheckpoint(paths[LAST], best=best_cb, extra=extra, saved_epoch=start or None)
+        common.append(last_cb)
         common.append(keras.callbacks.CSVLogger(paths[LOG], append=start > 0))
     if patience is not None:
         common.append(ResumableEarlyStopping(monitor=monitor, mode=mode, patience=patience, initial_best=best,
@@ -183,8 +207,8 @@ def train(
         for key, values in fitted.history.items():
             history.setdefault(key, []).extend(values)
         if guard.where is not None:
-            kept = paths[LAST] if paths and os.path.exists(paths[LAST]) else None
-            raise TrainingDiverged(guard.message(kept))
+            kept = paths[LAST] if paths and last_cb.saved_epoch else None
+            raise TrainingDiverged(guard.message(kept, saved=bool(paths)))
         if model.stop_training:
             break
     paths = paths or {}
@@ -196,6 +220,24 @@ def train(
         paths.get(LAST),
         paths.get(LOG),
     )
+
+
+def load_checkpoint(path, best_path=None):
+    """The compiled model of a run's ``last.keras``, with a message naming the fallback when it cannot be read."""
+    from keras_seg.utils.modelfile import load_model
+
+    try:
+        return load_model(path, what="the checkpoint to resume from")
+    except ValueError as error:
+        fallback = ""
+        if best_path and os.path.exists(best_path):
+            try:
+                done = read_state(best_path).get("epoch")
+            except Exception:  # noqa: BLE001 - the best checkpoint may be damaged too
+                done = None
+            fallback = (f" {best_path} (the best epoch{f', {done}' if done else ''}) is a separate file: "
+                        "evaluate or fine-tune from it,")  # fmt: skip
+        raise ValueError(f"Cannot resume: {error}{fallback} or start over with overwrite=True (--overwrite).") from None
 
 
 def _check_data(model, train_data, validation_data, class_names, ignore_index):
@@ -220,7 +262,9 @@ def _check_data(model, train_data, validation_data, class_names, ignore_index):
 def _paths(out_dir):
     if out_dir is None:
         return None
-    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f"out_dir={out_dir!r} (--out) is a file; it must name a folder for the run's "
+                              "checkpoints and log. Choose another path, e.g. runs/train.")  # fmt: skip
     return {name: os.path.join(out_dir, name) for name in (BEST, LAST, LOG)}
 
 

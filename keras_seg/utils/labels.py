@@ -20,6 +20,13 @@ disagree about which pixels count:
   error inside the graph, and they never count as another class);
   keras_seg.data checks masks when a dataset is built and ``keras_seg.training``
   checks the first batch, so this does not happen silently.
+* Float index masks: a value within 1e-3 of a whole number is that class (254.9999
+  after a resize is 255); any other value (0.5, say: a probability map or a mask resized
+  bilinearly) is void, never rounded into a class. In ``"binary"`` mode float labels are
+  soft targets in [0, 1] and are kept as given.
+* Labels and predictions must cover the same pixels: a label ``(B, H, W)`` against
+  predictions ``(B, H', W', C)`` is a ValueError naming both shapes (when they are known
+  when the loss or metric is traced).
 
 Everything here is ``keras.ops`` only, jit-safe, and returns float32.
 """
@@ -81,6 +88,37 @@ def index_labels(y_true):
     return ops.cast(y_true, "int32")
 
 
+WHOLE_TOLERANCE = 1e-3
+
+
+def whole_numbers(y_true):
+    """1.0 where a float index mask ``(B, H, W)`` / ``(B, H, W, 1)`` holds a whole number (within 1e-3), else 0.0;
+    ``None`` for an integer mask (every value is whole)."""
+    y_true = ops.convert_to_tensor(y_true)
+    if _is_integer(y_true):
+        return None
+    if len(y_true.shape) == 4:
+        y_true = ops.squeeze(y_true, axis=-1)
+    y_true = ops.cast(y_true, "float32")
+    return ops.cast(ops.abs(y_true - ops.round(y_true)) <= WHOLE_TOLERANCE, "float32")
+
+
+def check_same_grid(y_true, y_pred, truth_shape=None):
+    """Raise ``ValueError`` naming both shapes when labels and predictions cover different (B, H, W) grids.
+
+    Only statically known sizes are compared (nothing is checked inside a compiled graph).
+    ``truth_shape``: the labels' ``(B, H, W)`` when ``y_true`` is not laid out that way.
+    """
+    t_shape = tuple(truth_shape if truth_shape is not None else y_true.shape)[:3]
+    p_shape = tuple(y_pred.shape)[:3]
+    if len(t_shape) != len(p_shape) or any(a is not None and b is not None and a != b for a, b in zip(t_shape, p_shape)):
+        raise ValueError(
+            f"Labels and predictions describe different pixel grids: y_true has shape {tuple(y_true.shape)} and y_pred "
+            f"{tuple(y_pred.shape)}, so their (batch, height, width) {t_shape} and {p_shape} differ. Resize the "
+            "masks to the model's output (nearest-neighbour), or the predictions to the masks."
+        )
+
+
 def one_hot(labels, num_classes):
     """One-hot by comparison: identical on every backend, all-zero rows for out-of-range ids."""
     classes = ops.arange(num_classes, dtype="int32")
@@ -111,6 +149,8 @@ def prepare_targets(y_true, num_channels, mode, ignore_index=None):
         valid = ops.ones(ops.shape(labels), dtype="float32")
     else:
         valid = ops.cast(ops.not_equal(labels, ignore_index), "float32")
+    if mode != "binary" and not _is_integer(y_true):
+        valid = valid * whole_numbers(y_true)
     if mode == "binary":
         soft = ops.convert_to_tensor(y_true)
         if len(soft.shape) == 4:
@@ -146,6 +186,8 @@ def true_class_ids(y_true, num_classes, ignore_index=None):
         valid = ops.ones(ops.shape(labels), dtype="float32")
     else:
         valid = ops.cast(ops.not_equal(labels, ignore_index), "float32")
+    if not _is_integer(y_true):
+        valid = valid * whole_numbers(y_true)
     return labels, valid
 
 
