@@ -63,6 +63,14 @@ ARCHS = {  # name: (model, True if it takes --encoder, builder(num_classes, inpu
                   lambda k, s, e: models.DeepLabV3(k, encoder=e, input_shape=s, atrous_rates=rates(s))),
     "deeplabv3plus": ("DeepLabV3+", True,
                       lambda k, s, e: models.DeepLabV3Plus(k, encoder=e, input_shape=s, atrous_rates=rates(s))),
+    "unetplusplus": ("UNet++", True, lambda k, s, e: models.UNetPlusPlus(k, encoder=e, input_shape=s)),
+    "fpn": ("FPN", True, lambda k, s, e: models.FPN(k, encoder=e, input_shape=s)),
+    "pspnet": ("PSPNet", True, lambda k, s, e: models.PSPNet(k, encoder=e, input_shape=s)),
+    "linknet": ("LinkNet", True, lambda k, s, e: models.LinkNet(k, encoder=e, input_shape=s)),
+    "manet": ("MA-Net", True, lambda k, s, e: models.MANet(k, encoder=e, input_shape=s)),
+    "pan": ("PAN", True, lambda k, s, e: models.PAN(k, encoder=e, input_shape=s)),
+    "upernet": ("UPerNet", True, lambda k, s, e: models.UPerNet(k, encoder=e, input_shape=s)),
+    "lraspp": ("LR-ASPP", True, lambda k, s, e: models.LRASPP(k, encoder=e, input_shape=s)),
 }
 FLOAT, INT8 = {"output": "logits"}, {"output": "labels", "input_dtype": "uint8"}
 EXPORTS = [  # (format, quantize, export arguments)
@@ -178,13 +186,14 @@ def markdown(result):
 
 
 def machine():
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown CPU")
-    except OSError:
-        cpu = "unknown CPU"
+    """The CPU model, its logical CPUs and vector flags (keras_seg.bench.worker.cpu_info), as one line."""
+    from keras_seg.bench.worker import cpu_info
+
+    info = cpu_info()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {os.cpu_count()} logical CPUs" + (f" ({usable} usable)" if usable != os.cpu_count() else "")
+    flags = ", ".join(info["flags"]) or "no AVX2 / AVX-512 / AMX"
+    return (f"{info['model']}, {info['cores']} logical CPUs" + (f" ({usable} usable)" if usable != info["cores"] else "")
+            + f", vector flags: {flags}")
 
 
 def version(package):

@@ -1,4 +1,4 @@
-"""The ``keras-seg`` command: ``info``, ``train``, ``evaluate``, ``predict``, ``export``, ``bench``.
+"""The ``keras-seg`` command: ``info``, ``train``, ``evaluate``, ``predict``, ``export``, ``convert``, ``bench``.
 
 Errors a user can cause (a missing folder, a mask without an image, an unknown
 encoder) print one line, ``keras-seg: error: ...``, and exit with status 1; bad
@@ -15,12 +15,14 @@ import json
 import os
 import sys
 import time
+import warnings
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # keras_seg.export.FORMATS (not imported: it loads Keras)
 EXPORT_OUTPUTS = ("logits", "probabilities", "labels")
-ARCHITECTURES = ("unet", "fcn", "deeplabv3", "deeplabv3plus", "segformer")  # keras_seg.models.ARCHITECTURES (not imported here)
+ARCHITECTURES = ("unet", "fcn", "unetplusplus", "fpn", "pspnet", "linknet", "manet", "pan", "upernet", "deeplabv3",
+                 "deeplabv3plus", "segformer", "lraspp")  # fmt: skip  # keras_seg.models.ARCHITECTURES (not imported here)
 
 
 def _version():
@@ -87,7 +89,7 @@ def _image_size(text):
 
 
 def _architecture(text):
-    key = text.lower().replace("-", "").replace("_", "")
+    key = text.lower().replace("-", "").replace("_", "").replace("++", "plusplus")
     if key not in ARCHITECTURES:
         raise argparse.ArgumentTypeError(f"{text!r} is not an architecture; choose from {', '.join(ARCHITECTURES)}")
     return key
@@ -183,7 +185,7 @@ def build_parser():
                    "of the device count); KERAS_SEG_CPU_DEVICES=N splits the CPU into N devices to try it")  # fmt: skip
 
     e = sub.add_parser("evaluate", parents=[backend], help="per-class IoU / Dice / precision / recall of a model")
-    e.add_argument("model", help="a .keras file")
+    e.add_argument("model", help="a .keras file or a preset directory (save_to_preset)")
     _add_data_args(e, "val")
     e.add_argument("--image-size", type=int, help="resize to this size (default: each image at its own size)")
     e.add_argument("--batch-size", type=int, default=16)
@@ -191,14 +193,14 @@ def build_parser():
     _add_inference_args(e)
 
     p = sub.add_parser("predict", parents=[backend], help="label PNGs and colour overlays for images")
-    p.add_argument("model", help="a .keras file")
+    p.add_argument("model", help="a .keras file or a preset directory (save_to_preset)")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", default="predictions", help="output folder (predictions)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (0.5)")
     _add_inference_args(p)
 
     x = sub.add_parser("export", parents=[backend], help="convert a .keras model to SavedModel, TFLite or ONNX, check it")
-    x.add_argument("model", help="a .keras file")
+    x.add_argument("model", help="a .keras file or a preset directory (save_to_preset)")
     x.add_argument("out", help="the artifact: a SavedModel folder, a .tflite or an .onnx file")
     x.add_argument("--format", choices=EXPORT_FORMATS, help="(default: from OUT: .tflite, .onnx, else saved_model)")
     x.add_argument("--input-size", type=_image_size,
@@ -209,6 +211,8 @@ def build_parser():
     x.add_argument("--input-dtype", default="float32", choices=("float32", "uint8"), help="pixel type taken (float32)")
     x.add_argument("--opset", type=int, help="ONNX opset (17)")
     x.add_argument("--no-verify", action="store_true", help="do not run the artifact and compare it with the model")
+    x.add_argument("--no-mediapipe", action="store_true",
+                   help="TFLite: leave out MediaPipe's ImageSegmenter metadata (written by default when possible)")  # fmt: skip
     d = x.add_argument_group("calibration and verification data")
     d.add_argument("--calibration", metavar="SOURCE",
                    help="int8 calibration images: shapes, folder, voc, pets (see below) or a folder of images")  # fmt: skip
@@ -228,13 +232,29 @@ def build_parser():
     d.add_argument("--data-dir", help="pets: tensorflow-datasets data folder")
     d.add_argument("--seed", type=int, default=0, help="shapes: the data seed (0)")
 
+    c = sub.add_parser("convert", parents=[backend],
+                       help="a segmentation_models.pytorch or torchvision checkpoint into a keras_seg .keras model")  # fmt: skip
+    c.add_argument("source", help="an SMP save_pretrained folder, or a weights file (.safetensors, .pth, .bin)")
+    c.add_argument("out", help="the .keras file to write")
+    c.add_argument("--from", dest="source_kind", choices=("smp", "torchvision"),
+                   help="(default: smp for a folder with config.json, else recognised from the tensors)")  # fmt: skip
+    c.add_argument("--arch", help="the architecture: an SMP class (Unet, FPN, ...) or a torchvision builder "
+                   "(deeplabv3_resnet50, ...); needed for a bare SMP state dict")  # fmt: skip
+    c.add_argument("--encoder", help="SMP: the encoder of a bare state dict (resnet34, ...)")
+    c.add_argument("--classes", type=_class_names, help="comma-separated class names, index 0 first "
+                   "(default: the 21 VOC names for torchvision's models)")  # fmt: skip
+
     b = sub.add_parser("bench", help="training and inference speed per backend, as ratios to native PyTorch")
     b.add_argument("--quick", action="store_true", help="the classic U-Net on every backend, float32 (under 3 minutes)")
-    b.add_argument("--preset", choices=("quick", "cpu", "gpu"), default="cpu",
-                   help="quick, cpu (the full CPU table, default) or gpu (JAX, PyTorch, native, bigger batches)")  # fmt: skip
-    b.add_argument("--models", help="comma-separated subset of: unet, unet-resnet50, deeplabv3plus-resnet50, fcn8s, segformer-b0")
+    b.add_argument("--preset", choices=("quick", "cpu", "gpu", "smp"), default="cpu",
+                   help="quick, cpu (the full CPU table, default), gpu (JAX, PyTorch, native, bigger batches) or smp "
+                   "(U-Net / FPN / DeepLabV3+ on resnet34 against segmentation_models.pytorch, 3 rounds)")  # fmt: skip
+    b.add_argument("--rounds", type=int, help="run every measurement this many times, alternating the implementations; "
+                   "ratios are medians over the rounds (preset: 1, smp 3)")  # fmt: skip
+    b.add_argument("--models", help="comma-separated: unet, fcn8s, segformer-b0, or ARCHITECTURE-ENCODER such as "
+                   "fpn-resnet34, pspnet-resnet34, lraspp-mobilenetv3large")  # fmt: skip
     b.add_argument("--impls", help="comma-separated: tensorflow, tensorflow-xla, jax, torch, torch-compile, "
-                   "pytorch-native, tflite, tflite-int8, onnx")  # fmt: skip
+                   "pytorch-native, pytorch-native-compile, tflite, tflite-int8, onnx")  # fmt: skip
     b.add_argument("--precisions", help="comma-separated: float32, mixed")
     b.add_argument("--data", help="comma-separated: memory (arrays), pipeline (tf.data with augmentation)")
     b.add_argument("--batch-size", type=int, help="images per step (preset: 4 on CPU, 16 on GPU)")
@@ -445,8 +465,9 @@ def predict(args):
 def export(args):
     import keras_seg.export
 
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"{args.model} does not exist; pass a .keras file (keras-seg train, model.save).")
+    if not os.path.exists(args.model) and not args.model.startswith(("hf://", "kaggle://")):
+        raise FileNotFoundError(f"{args.model} does not exist; pass a .keras file (keras-seg train, model.save) or a "
+                                "preset directory (save_to_preset).")  # fmt: skip
     size = args.input_size
     names = list(args.classes) if args.classes else None
     try:
@@ -461,15 +482,75 @@ def export(args):
                                    names or stored)  # fmt: skip
     if args.quantize == "int8" and calibration is None:
         raise ValueError("--quantize int8 needs calibration images: add --calibration shapes|folder|voc|pets|FOLDER.")
-    report = keras_seg.export.export(
-        args.model, args.out, format=args.format, input_size=size, batch_size=args.batch_size, output=args.output,
-        quantize=args.quantize, representative_data=calibration, input_dtype=args.input_dtype, class_names=names,
-        verify=not args.no_verify, verify_data=verify_data, opset=args.opset, num_calibration=args.num_calibration,
-        num_verify=args.num_verify, quiet=True,
-    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:  # the report lists them as notes too
+        warnings.simplefilter("always")
+        report = _export(args, size, calibration, names, verify_data)
+    for warning in caught:
+        print(f"keras-seg: warning: {warning.message}", file=sys.stderr)
     print(report)
     print(f"wrote {args.out}")
     return 0
+
+
+def _export(args, size, calibration, names, verify_data):
+    import keras_seg.export
+
+    return keras_seg.export.export(
+        args.model, args.out, format=args.format, input_size=size, batch_size=args.batch_size, output=args.output,
+        quantize=args.quantize, representative_data=calibration, input_dtype=args.input_dtype, class_names=names,
+        verify=not args.no_verify, verify_data=verify_data, opset=args.opset, num_calibration=args.num_calibration,
+        num_verify=args.num_verify, mediapipe=False if args.no_mediapipe else None, quiet=True,
+    )  # fmt: skip
+
+
+def convert(args):
+    """``keras-seg convert SOURCE OUT.keras``: the checkpoint as a keras_seg model, class names stored in the file."""
+    import keras
+
+    from keras_seg.convert import smp, torchvision
+    from keras_seg.training.callbacks import save_checkpoint
+
+    if not args.out.endswith(".keras"):
+        raise ValueError(f"{args.out} must end in .keras (the converted model is a Keras file).")
+    if os.path.isdir(args.out) or (os.path.exists(args.out) and not zipfile_ok(args.out)):
+        raise FileExistsError(f"{args.out} exists and is not a .keras file; choose another path.")
+    if not os.path.exists(args.source):
+        raise FileNotFoundError(f"{args.source} does not exist; pass an SMP save_pretrained folder or a weights file.")
+    kind = args.source_kind
+    if kind is None:
+        if os.path.isdir(args.source) or (args.arch in smp.ARCHITECTURES):
+            kind = "smp"
+        elif args.arch in torchvision.MODELS:
+            kind = "torchvision"
+        else:
+            from keras_seg.convert.tensors import read_weights
+
+            kind = "torchvision" if torchvision.guess_arch(read_weights(args.source)) else "smp"
+    names = list(args.classes) if args.classes else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if kind == "smp":
+            model = smp.from_smp(args.source, args.arch, encoder=args.encoder, class_names=names)
+        else:
+            model = torchvision.from_torchvision(args.arch, args.source, class_names=names)
+    for warning in caught:
+        print(f"keras-seg: warning: {warning.message}", file=sys.stderr)
+    names = getattr(model, "class_names", None)
+    state = {"source": os.path.abspath(args.source), "converted_from": kind}
+    if names:
+        state["class_names"] = list(names)
+    save_checkpoint(model, args.out, state)
+    described = f"{len(names)} classes ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else f"{model.num_classes} classes"
+    print(f"{type(model).__name__} on {model.encoder.name}: {model.count_params():,} parameters, {described}, "
+          f"backend {keras.backend.backend()}")  # fmt: skip
+    print(f"wrote {args.out}; next: keras-seg export {args.out} model.tflite --input-size 512")
+    return 0
+
+
+def zipfile_ok(path):
+    import zipfile
+
+    return zipfile.is_zipfile(path)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -670,16 +751,25 @@ def bench(args):
         if getattr(args, name) is not None:
             preset[name] = getattr(args, name)
     extra = preset.pop("extra", [])
+    rounds = args.rounds if args.rounds is not None else preset.pop("rounds", 1)
+    preset.pop("rounds", None)
+    if rounds < 1:
+        print(f"keras-seg: error: --rounds {rounds}: give 1 or more (3 or more for a median with a spread).",
+              file=sys.stderr)  # fmt: skip
+        return 2
     cfgs = runner.plan(**preset) + (extra if not any(getattr(args, n) for n in ("models", "impls")) else [])
     start = time.time()
-    results = runner.run(cfgs, timeout=args.timeout, path=args.out)
+    results = runner.run(cfgs, timeout=args.timeout, path=args.out, rounds=rounds)
     print(runner.markdown(results))
+    if rounds > 1:
+        print(runner.summary_markdown(runner.summary(results), runner.cpu_info()))
     print(f"{len(results)} measurements in {time.time() - start:.0f} s; results in {args.out} and "
           f"{os.path.splitext(args.out)[0]}.md")  # fmt: skip
     return 0 if all("error" not in r for r in results) else 1
 
 
-COMMANDS = {"info": info, "train": train, "evaluate": evaluate, "predict": predict, "export": export, "bench": bench}
+COMMANDS = {"info": info, "train": train, "evaluate": evaluate, "predict": predict, "export": export, "convert": convert,
+            "bench": bench}  # fmt: skip
 
 
 def main(argv=None):

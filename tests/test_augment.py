@@ -10,6 +10,8 @@ import tensorflow as tf
 from keras_seg.data.augment import Augment
 from keras_seg.data.augment import from_keras
 
+pytestmark = pytest.mark.once  # augmentation runs in tf.data: backend-independent
+
 IGNORE = 255
 # Corners of the RGB cube without black: no colour is a blend of the others or of the
 # black fill, so a pixel that shows a palette colour cannot be a mix of other classes.

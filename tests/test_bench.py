@@ -19,6 +19,8 @@ torch = pytest.importorskip("torch")
 
 from keras_seg.bench.torch_unet import TorchUNet, count_parameters  # noqa: E402
 
+pytestmark = pytest.mark.once  # the benchmark starts a process per backend itself: backend-independent
+
 
 def test_reference_has_the_stated_parameter_count():
     assert count_parameters(TorchUNet()) == 31_043_521
@@ -133,12 +135,19 @@ def test_bench_command_measures_keras_and_native_pytorch(tmp_path):
     impl = keras.backend.backend()
     command = [sys.executable, "-m", "keras_seg.cli", "bench", "--models", "unet", "--impls", f"{impl},pytorch-native",
                "--data", "memory", "--batch-size", "1", "--image-size", "32", "--steps", "2", "--warmup", "1",
-               "--out", str(out)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+               "--rounds", "2", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = json.loads(out.read_text())
-    assert [r["impl"] for r in rows] == [impl, "pytorch-native"]
-    keras_row, native = rows
+    saved = json.loads(out.read_text())
+    rows = saved["rows"]
+    assert [(r["impl"], r["round"]) for r in rows] == [(impl, 0), ("pytorch-native", 0), (impl, 1), ("pytorch-native", 1)]
+    assert saved["machine"]["cores"] == os.cpu_count() and saved["machine"]["model"]
+    assert all(r["threads"] >= 1 for r in rows)
+    over = {e["impl"]: e for e in saved["summary"]}
+    ratios = sorted(r["train_vs_native"] for r in rows if r["impl"] == impl)
+    assert over[impl]["rounds"] == 2 and over[impl]["train_vs_native"]["median"] == pytest.approx(sum(ratios) / 2)
+    assert over[impl]["train_vs_native"]["min"] == ratios[0] and over[impl]["train_vs_native"]["max"] == ratios[1]
+    keras_row, native = rows[:2]
     for r in rows:
         assert r["train"]["median_step_s"] > 0 and r["predict"]["latency_ms"] > 0
         assert r["train"]["images_per_s"] == pytest.approx(1 / r["train"]["median_step_s"])
@@ -147,5 +156,50 @@ def test_bench_command_measures_keras_and_native_pytorch(tmp_path):
         keras_row["train"]["median_step_s"] / native["train"]["median_step_s"]
     )
     table = (tmp_path / "bench.md").read_text()
-    assert table.count("| unet |") == 2 and "× native" in table
+    assert table.count("| unet |") == 2 + 2 and "| unet (round 2) |" in table and "× native" in table
+    assert "CPU: " in table and "vector flags" in table and "## Over rounds" in table
     assert "× native" in done.stdout
+
+
+def test_summary_takes_medians_over_rounds_with_their_spread():
+    def row(impl, step, round_):
+        return dict(impl=impl, model="fpn-resnet34", batch_size=4, image_size=128, precision="float32", data="memory",
+                    train={"median_step_s": step}, round=round_)  # fmt: skip
+
+    native_steps, jax_steps = (1.0, 2.0, 1.0), (1.5, 2.0, 3.0)  # ratios 1.5, 1.0, 3.0 within the rounds
+    rows = runner.with_ratios([row(i, t, r) for r, (n, j) in enumerate(zip(native_steps, jax_steps))
+                               for i, t in (("pytorch-native", n), ("jax", j))])  # fmt: skip
+    assert [r["train_vs_native"] for r in rows if r["impl"] == "jax"] == [1.5, 1.0, 3.0]
+    entry = {e["impl"]: e for e in runner.summary(rows)}["jax"]
+    assert entry["rounds"] == 3
+    assert entry["train_vs_native"] == {"median": 1.5, "min": 1.0, "max": 3.0, "n": 3}
+    assert entry["train_ms"]["median"] == pytest.approx(2000.0)
+    table = runner.summary_markdown(runner.summary(rows), {"model": "Some CPU", "cores": 2, "flags": ["avx2"]})
+    assert "| fpn-resnet34 | jax | float32 | 3 | 2000 ms (1500–3000) | 1.50 (1.00–3.00) | – | – |" in table
+    assert "CPU: Some CPU, 2 cores, vector flags: avx2." in table
+
+
+def test_smp_parity_models_have_smp_as_their_native_reference():
+    assert worker.smp_reference("fpn-resnet34") == ("FPN", "resnet34")
+    assert worker.smp_reference("deeplabv3plus-resnet18") == ("DeepLabV3Plus", "resnet18")
+    assert worker.smp_reference("unet") is None and worker.smp_reference("unet-mobilenetv2") is None
+    cfgs = runner.plan(("fpn-resnet34", "unet-mobilenetv2"), ("jax", "pytorch-native", "pytorch-native-compile"),
+                       ("float32",), ("memory",), 2, 32, 1, 0)  # fmt: skip
+    assert {(c["impl"], c["model"]) for c in cfgs} == {
+        ("jax", "fpn-resnet34"), ("pytorch-native", "fpn-resnet34"), ("pytorch-native-compile", "fpn-resnet34"),
+        ("jax", "unet-mobilenetv2")}  # fmt: skip
+    assert worker.backend_of("pytorch-native-compile") == "torch"
+
+
+def test_the_smp_benchmark_times_one_network_in_two_implementations():
+    """The Keras model of an SMP-parity benchmark is SMP's network with SMP's weights: equal logits."""
+    pytest.importorskip("segmentation_models_pytorch")
+    model = worker.build_keras_model("fpn-resnet18", 64)
+    net = worker.native_network("fpn-resnet18").eval()
+    images = worker.shapes_batches(2, 64, count=1)[0]
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    with torch.no_grad():
+        x = torch.from_numpy(worker._torch_input({"model": "fpn-resnet18"}, images)).permute(0, 3, 1, 2)
+        got = net(x).permute(0, 2, 3, 1).numpy()
+    assert worker.keras_params(model) == sum(p.numel() for p in net.parameters())
+    np.testing.assert_allclose(expected, got, atol=1e-4 * np.abs(got).max())

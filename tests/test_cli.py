@@ -32,6 +32,7 @@ def test_info_reports_the_active_backend(capsys):
     assert re.search(r"^devices\s+.*cpu", out, re.M | re.I)
 
 
+@pytest.mark.once
 def test_info_backend_flag_switches_backend_in_a_child_process():
     other = "jax" if keras.backend.backend() != "jax" else "torch"
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
@@ -40,6 +41,7 @@ def test_info_backend_flag_switches_backend_in_a_child_process():
     assert re.search(rf"^backend\s+{other}$", result.stdout, re.M)
 
 
+@pytest.mark.once
 def test_bad_arguments_exit_2_with_usage(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["info", "--backend", "caffe"])
@@ -97,6 +99,7 @@ def _error_line(capsys, argv):
     return err
 
 
+@pytest.mark.once
 def test_user_errors_are_one_line(capsys, tmp_path):
     err = _error_line(capsys, ["train", "--data", "folder", "--images", str(tmp_path / "nope"), "--masks",
                                str(tmp_path), "--classes", "a,b"])  # fmt: skip
@@ -126,6 +129,7 @@ def test_user_errors_are_one_line(capsys, tmp_path):
 # ---------------------------------------------------------------------------------------------- reliability
 
 
+@pytest.mark.once
 def test_invalid_arguments_exit_2_with_usage(capsys):
     for argv, message in (
         (["train", "--model", "unet3000"], "argument --model: 'unet3000' is not an architecture; choose from unet, fcn"),
@@ -142,6 +146,7 @@ def test_invalid_arguments_exit_2_with_usage(capsys):
         assert exit_.value.code == 2 and "usage: keras-seg" in err and message in err, err
 
 
+@pytest.mark.once
 def test_cli_architecture_names_are_the_library_ones():
     assert set(cli.ARCHITECTURES) == set(keras_seg.models.ARCHITECTURES)
 
@@ -154,6 +159,7 @@ ONCE = pytest.mark.skipif(
 
 
 @ONCE
+@pytest.mark.once
 def test_imagenet_weights_offline_and_corrupt_files_are_one_line_errors(capsys, tmp_path, monkeypatch):
     from keras.src.utils import file_utils
     from PIL import Image

@@ -12,6 +12,8 @@ from keras_seg.data import catalog
 from keras_seg.losses import compute_class_weights
 from keras_seg.viz import voc_palette
 
+pytestmark = pytest.mark.once  # tf.data pipelines and file readers: backend-independent
+
 
 def as_numpy(ds):
     return [tuple(np.asarray(t) for t in item) for item in ds.as_numpy_iterator()]

@@ -28,6 +28,7 @@ def images(batch=1, size=64, channels=3, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (batch, size, size, channels)).astype("float32")
 
 
+@pytest.mark.once
 def test_list_encoders_has_every_requested_family():
     assert set(REQUESTED) <= set(encoders.list_encoders())
 
@@ -56,6 +57,7 @@ def test_feature_pyramid_strides_all_families(name):
     _check_pyramid(ApplicationEncoder(name))
 
 
+@pytest.mark.once
 def test_feature_tables_pick_stage_outputs():
     resnet = feature_layers(keras.applications.ResNet50(include_top=False, weights=None))
     assert resnet == {2: "conv1_relu", 4: "conv2_block3_out", 8: "conv3_block4_out", 16: "conv4_block6_out", 32: "conv5_block3_out"}
@@ -78,7 +80,7 @@ def test_output_stride_dilates_without_changing_weights(output_stride):
     assert [w.shape for w in base.weights] == [w.shape for w in dilated.weights]
     out = dilated(images(size=64))
     deepest = encoders.level_key(output_stride)
-    assert list(out)[-1] == deepest
+    assert [k for k in out if encoders.is_level(k)][-1] == deepest  # the levels; "C<k>" extras keep replaced ones
     assert out[deepest].shape[1:3] == (64 // output_stride, 64 // output_stride)
     assert out[deepest].shape[-1] == 512
     # Same weights, finer levels untouched: the stride-4 feature is identical.
@@ -99,6 +101,7 @@ def test_dilation_rates_in_the_dilated_stage():
     assert strides["conv3_block1_1_conv"] == 2
 
 
+@pytest.mark.once
 def test_convnext_refuses_dilation():
     with pytest.raises(ValueError, match="output_stride=16"):
         ApplicationEncoder("convnexttiny", output_stride=16)
@@ -143,6 +146,7 @@ def test_other_input_channels_adapt_the_first_kernel(tmp_path, channels):
     assert encoder(images(channels=channels))["P5"].shape == (1, 2, 2, 512)
 
 
+@pytest.mark.once
 def test_imagenet_offline_fails_fast_with_a_fix(monkeypatch):
     from keras.src.utils import file_utils
 
@@ -156,6 +160,7 @@ def test_imagenet_offline_fails_fast_with_a_fix(monkeypatch):
     assert "~/.keras/models/" in message and "encoder_weights='/path/to/file.h5'" in message
 
 
+@pytest.mark.once
 def test_missing_weights_file_is_named():
     with pytest.raises(FileNotFoundError, match="no/such.h5"):
         ApplicationEncoder("mobilenetv2", weights="no/such.h5")
@@ -168,6 +173,7 @@ def test_unet_encoder_pyramid():
     assert out["P3"].shape == (1, 2, 2, 32)
 
 
+@pytest.mark.once
 def test_analysis_tracks_strides_through_the_graph():
     app = keras.applications.ResNet50(include_top=False, weights=None)
     s_in, s_out, _ = analyse(app)
@@ -181,3 +187,104 @@ def test_convnext_with_other_channels_normalises_in_keras_seg():
     encoder = ApplicationEncoder("convnexttiny", in_channels=1)
     assert encoder.get_layer("preprocessing").mode == "torch"
     _check_pyramid(encoder)
+
+
+# ---------------------------------------------------------------------------------------------- torchvision-layout ResNets
+
+TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+def _torchvision_features(net, x):
+    """torchvision ResNet's stride 2..32 outputs (the encoder levels) for an NHWC numpy batch in [0, 255]."""
+    import torch
+
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    t = torch.from_numpy(((x / 255.0 - mean) / std).astype("float32")).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        feats = [net.relu(net.bn1(net.conv1(t)))]
+        y = net.maxpool(feats[0])
+        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+            y = stage(y)
+            feats.append(y)
+    return {f"P{i + 1}": f.permute(0, 2, 3, 1).numpy() for i, f in enumerate(feats)}
+
+
+@pytest.mark.parametrize("name", TORCHVISION_RESNETS)
+@pytest.mark.once
+def test_torchvision_resnets_have_torchvisions_parameters_and_shapes(name):
+    torchvision = pytest.importorskip("torchvision", reason="torchvision is the test-only reference (dev extra)")
+    reference = getattr(torchvision.models, name)(weights=None)
+    expected = sum(p.numel() for n, p in reference.named_parameters() if not n.startswith("fc."))
+    encoder = encoders.ResNetEncoder(name)
+    assert sum(int(np.prod(w.shape)) for w in encoder.trainable_weights) == expected
+    x = images(1, 97)[:, :, :61]
+    got = {k: tuple(v.shape) for k, v in encoder(keras.KerasTensor(x.shape)).items()}
+    want = {k: v.shape for k, v in _torchvision_features(reference.eval(), x).items()}
+    assert got == want  # strides 2, 4, 8, 16, 32 at an odd size: PyTorch's padding arithmetic
+
+
+def _randomised_torchvision(name, **kwargs):
+    import torchvision
+
+    from torch_reference import randomised
+
+    return randomised(getattr(torchvision.models, name)(weights=None, **kwargs))
+
+
+@pytest.mark.parametrize("name, output_stride", [("resnet18", 32), ("resnet50", 8)])
+def test_torchvision_weights_load_and_give_torchvisions_features(name, output_stride, tmp_path):
+    """A torchvision weights file (.pth) as encoder_weights: the same features, also dilated as torchvision dilates."""
+    pytest.importorskip("torchvision", reason="torchvision is the test-only reference (dev extra)")
+    import torch
+
+    dilate = {32: [False, False, False], 8: [False, True, True]}[output_stride]
+    reference = _randomised_torchvision(name, **({"replace_stride_with_dilation": dilate} if any(dilate) else {}))
+    torch.save(reference.state_dict(), tmp_path / f"{name}.pth")  # with fc.*, as torchvision publishes it
+    encoder = encoders.build_encoder(name, str(tmp_path / f"{name}.pth"), output_stride=output_stride)
+    x = images(2, 64)[:, :, :48]
+    want = _torchvision_features(reference, x)
+    got = {k: keras.ops.convert_to_numpy(v) for k, v in encoder(x).items()}
+    # ours -> torchvision's stage output: at output stride 8 the deepest (layer4) is P3, and layer2 / layer3,
+    # whose level it took, stay as C3 / C4
+    pairs = {32: {f"P{i}": f"P{i}" for i in range(1, 6)}, 8: {"P1": "P1", "P2": "P2", "C3": "P3", "C4": "P4", "P3": "P5"}}
+    assert sorted(got) == sorted(pairs[output_stride])
+    for key, theirs in pairs[output_stride].items():
+        ref = want[theirs]
+        np.testing.assert_allclose(got[key], ref, atol=2e-4 * np.abs(ref).max(), err_msg=key)
+    gray = encoders.build_encoder(name, str(tmp_path / f"{name}.pth"), in_channels=1)
+    kernel = keras.ops.convert_to_numpy(gray.get_layer("conv1").kernel)
+    np.testing.assert_allclose(kernel[:, :, 0, :], reference.conv1.weight.detach().numpy().sum(1).transpose(1, 2, 0),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+@pytest.mark.once
+def test_torchvision_resnet_errors_and_imagenet_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_SEG_CACHE", str(tmp_path / "cache"))
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(ConnectionError, match=r"Could not download the ImageNet weights of resnet34.*encoder_weights="):
+        encoders.build_encoder("resnet34", "imagenet")
+    assert not any((tmp_path / "cache").rglob("*.safetensors"))  # nothing half-written left behind
+    with pytest.raises(FileNotFoundError, match="encoder_weights='nope.pth': no such file"):
+        encoders.build_encoder("resnet18", "nope.pth")
+    with pytest.raises(ValueError, match="depth=6 must be an int from 1 to 5"):
+        encoders.ResNetEncoder("resnet18", depth=6)
+    with pytest.raises(ValueError, match="output_stride=4 is not supported"):
+        encoders.ResNetEncoder("resnet18", output_stride=4)
+    (tmp_path / "other.pth").write_bytes(b"")
+    torch = pytest.importorskip("torch")
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"other\.pth: the checkpoint does not fit the Keras model: \d+ Keras weights have no tensor"):
+        encoders.build_encoder("resnet18", str(tmp_path / "other.pth"))
+
+
+@pytest.mark.once
+def test_keras_applications_resnets_keep_working_under_their_new_and_old_names():
+    old = ApplicationEncoder("resnet50")  # a config written before 0.2 names the keras.applications network so
+    assert old.backbone == "keras_resnet50"
+    assert encoders.pyramid_channels(encoders.build_encoder("keras_resnet50")) == encoders.pyramid_channels(old)
+    assert isinstance(encoders.build_encoder("resnet50"), encoders.ResNetEncoder)  # the name is torchvision's now

@@ -75,3 +75,11 @@ def test_custom_loss(tmp_path):
     out = run_example("custom_loss.py", "--epochs", "1", "--num-train", "32", "--size", "32", cwd=tmp_path)
     assert "perfect / border error / interior error: 0.0000 / 2.7778 / 0.5556" in out
     assert "reloaded loss: boundary_cross_entropy" in out
+
+
+def test_mediapipe_segment(tmp_path):
+    pytest.importorskip("mediapipe")
+    out = run_example("mediapipe_segment.py", "--out", "mp", cwd=tmp_path)
+    assert "labels ['background', 'square', 'disc', 'triangle']" in out
+    assert "MediaPipe's category mask equals the Keras model's on 100.00% of pixels" in out
+    assert (tmp_path / "mp" / "shapes_test_0_overlay.png").exists()

@@ -18,7 +18,7 @@ from keras_seg import export as E
 from keras_seg.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from keras_seg.data.shapes import shapes_arrays
 from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, SegFormer, UNet
-from test_models import tiny_encoder  # the bring-your-own encoder of the model battery
+from test_models import BUILDERS, tiny_encoder  # the bring-your-own encoder of the model battery
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "saved_models", "shapes_unet.keras")
@@ -37,7 +37,10 @@ ARCHITECTURES = {  # the smallest settings that build
     "deeplabv3plus": lambda: DeepLabV3Plus(3, encoder=tiny_encoder(), aspp_channels=8, low_level_channels=4,
                                            decoder_channels=8),  # fmt: skip
     "segformer": lambda: SegFormer(3, variant="b0"),  # MiT-b0: attention with positions flattened in the graph
+    **{name: BUILDERS[name] for name in ("unetplusplus", "fpn", "pspnet", "linknet", "manet", "pan", "upernet", "lraspp")},
 }
+# (fixed input size, any-size check size): PAN max-pools its deepest feature three times (see test_models.SIZES).
+EXPORT_SIZES = {"pan": ((256, 256), (257, 263))}
 
 
 def images(count, height, width, seed=0):
@@ -60,9 +63,10 @@ def assert_float_parity(report):
 )
 def test_every_architecture_exports_to_every_format(name, tmp_path):
     model = ARCHITECTURES[name]()
-    dynamic = images(3, 40, 56, seed=1)  # SavedModel and ONNX keep any size: check them off the square
+    fixed, free = EXPORT_SIZES.get(name, ((32, 48), (40, 56)))
+    dynamic = images(3, *free, seed=1)  # SavedModel and ONNX keep any size: check them off the square
     formats = [
-        ("tflite", tmp_path / "model.tflite", {"input_size": (32, 48), "verify_data": images(3, 32, 48)}),
+        ("tflite", tmp_path / "model.tflite", {"input_size": fixed, "verify_data": images(3, *fixed)}),
         ("onnx", tmp_path / "model.onnx", {"verify_data": dynamic}),
         ("saved_model", tmp_path / "model", {"verify_data": dynamic}),
     ]
@@ -72,7 +76,7 @@ def test_every_architecture_exports_to_every_format(name, tmp_path):
         report = E.export(model, path, format=format, class_names=NAMES, quiet=True, **kwargs)
         assert_float_parity(report)
         assert report.file_size > 0 and report.latency_ms > 0
-        assert report.input_shape == ([1, 32, 48, 3] if format == "tflite" else [None, None, None, 3])
+        assert report.input_shape == ([1, *fixed, 3] if format == "tflite" else [None, None, None, 3])
         assert E.read_metadata(path)["class_names"] == NAMES
         print(f"{name} {format}: agreement {100 * report.label_agreement:.3f} %, max|Δ|/scale "
               f"{report.relative_diff:.1e}, {report.file_size} bytes, {report.latency_ms:.3f} ms")  # fmt: skip

@@ -50,3 +50,89 @@ def test_any_input_size_and_a_config_round_trip():
     kernel, bias = layer.get_weights()
     y = keras.ops.convert_to_numpy(model(x))
     np.testing.assert_allclose(y[0, 2 * 1 + 1, 2 * 4 + 0], kernel[1, 0] @ x[0, 1, 4] + bias, rtol=1e-5, atol=1e-5)
+
+
+def test_standard_form_gives_the_same_numbers():
+    """Inside upsample.standard_form() (what export traces) the layer runs Keras' generic transposed conv."""
+    from keras_seg.layers.upsample import standard_form
+
+    x = np.random.default_rng(3).normal(size=(2, 5, 7, 6)).astype("float32")
+    _, layer = _pair(4, 2, 2, x.shape)
+    fast = keras.ops.convert_to_numpy(layer(x))
+    with standard_form():
+        assert not layer._as_matmul()
+        standard = keras.ops.convert_to_numpy(layer(x))
+    assert layer._as_matmul()
+    np.testing.assert_allclose(standard, fast, atol=1e-5)
+
+
+def test_upsample_is_a_repeat_for_nearest_and_takes_any_size():
+    from keras_seg.layers import Upsample
+
+    x = np.random.default_rng(4).normal(size=(2, 3, 5, 4)).astype("float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(Upsample(2)(x)), x.repeat(2, axis=1).repeat(2, axis=2))
+    inputs = keras.Input((None, None, 4))
+    model = keras.Model(inputs, Upsample(3, "bilinear")(inputs))
+    assert model(x).shape == (2, 9, 15, 4)
+    assert Upsample.from_config(Upsample(3, "bilinear").get_config()).get_config()["scale"] == 3
+    with pytest.raises(ValueError, match="scale=0"):
+        Upsample(0)
+
+
+@keras.saving.register_keras_serializable(package="test_layers")
+class UserNet(keras.Model):
+    """A user's own subclassed model, made of keras_seg's block layers."""
+
+    def __init__(self, num_classes=3, **kwargs):
+        super().__init__(**kwargs)
+        from keras_seg import layers as L
+
+        self.num_classes = num_classes
+        self.stem = L.ConvBNAct(8, 3)
+        self.pool = keras.layers.MaxPooling2D(2)
+        self.block = L.DoubleConv(8)
+        self.aspp = L.ASPP(8, rates=(1, 2), dropout=0.0)
+        self.ppm = L.PyramidPooling(4, sizes=(1, 2, 3), coordinates="align_corners")
+        self.reduce = L.ConvBNAct(8, 1)  # the pooled context (8 + 3 x 4 channels) back to the FPN width
+        self.fpn = L.FPNBlock(8, lateral_norm="batch", interpolation="bilinear")
+        self.head = L.SegmentationHead(num_classes, kernel_size=3, upsampling=2)
+        self.resize = L.ResizeLike("bilinear")
+
+    def call(self, x):
+        stem = self.stem(x / 255.0)
+        deep = self.reduce(self.ppm(self.aspp(self.block(self.pool(stem)))))
+        fused = self.fpn([deep, self.pool(stem)])
+        return self.resize([self.head(fused), x])
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def test_block_layers_in_a_subclassed_model_fit_save_and_load(tmp_path):
+    model = UserNet(3)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 255, (4, 24, 20, 3)).astype("float32")
+    y = rng.integers(0, 3, (4, 24, 20))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_seg_losses().CrossEntropyLoss())
+    losses = [float(model.train_on_batch(x, y)) for _ in range(4)]
+    assert losses[-1] < losses[0], losses
+    assert model(x).shape == (4, 24, 20, 3) and model(x[:, :17, :13]).shape == (1 * 4, 17, 13, 3)  # any size
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    path = str(tmp_path / "user.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)), expected, atol=1e-5)
+    assert len(loaded.weights) == len(model.weights) > 40
+    from keras_seg import layers as L
+
+    for cls in (L.ConvBNAct, L.DoubleConv, L.ASPP, L.PyramidPooling, L.FPNBlock, L.SegmentationHead):
+        layer = getattr(model, {"ConvBNAct": "stem", "DoubleConv": "block", "ASPP": "aspp", "PyramidPooling": "ppm",
+                                "FPNBlock": "fpn", "SegmentationHead": "head"}[cls.__name__])  # fmt: skip
+        clone = cls.from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+
+
+def keras_seg_losses():
+    import keras_seg
+
+    return keras_seg.losses

@@ -237,16 +237,14 @@ def test_dice_tversky_match_monai(per_image):
     labels[1] = np.where(labels[1] == 2, 0, labels[1])  # class 2 absent from image 1
     pt, gt, probs = _monai_inputs(labels, logits)
     # MONAI: include_background=True, probabilities given (softmax=False), batch = not per_image,
-    # smooth_nr = smooth_dr = smooth (Dice) ; Tversky: smooth_nr = smooth_dr = smooth / 2 (Dice-scaled form).
+    # smooth_nr = smooth_dr = smooth, for Dice and for Tversky ((TP + s) / (TP + a FP + b FN + s), MONAI's form).
     for smooth in (1e-5, 1.0):
         ref = monai_losses.DiceLoss(smooth_nr=smooth, smooth_dr=smooth, batch=not per_image)(pt, gt)
         got = L.DiceLoss(smooth=smooth, per_image=per_image, from_logits=False)(labels, probs)
         np.testing.assert_allclose(to_np(got), ref.item(), atol=ATOL)
         got = L.DiceLoss(smooth=smooth, per_image=per_image)(labels, logits)
         np.testing.assert_allclose(to_np(got), ref.item(), atol=ATOL)
-        ref = monai_losses.TverskyLoss(
-            alpha=0.3, beta=0.7, smooth_nr=smooth / 2, smooth_dr=smooth / 2, batch=not per_image
-        )(pt, gt)
+        ref = monai_losses.TverskyLoss(alpha=0.3, beta=0.7, smooth_nr=smooth, smooth_dr=smooth, batch=not per_image)(pt, gt)
         got = L.TverskyLoss(alpha=0.3, beta=0.7, smooth=smooth, per_image=per_image, from_logits=False)(labels, probs)
         np.testing.assert_allclose(to_np(got), ref.item(), atol=ATOL)
 
@@ -413,10 +411,12 @@ def test_ignored_pixels_change_nothing(seed):
 def test_tversky_half_equals_dice(seed, smooth, per_image):
     labels, logits = random_case(seed, ignore_frac=0.2)
     kw = dict(smooth=smooth, per_image=per_image, ignore_index=IGNORE)
-    dice = to_np(L.DiceLoss(**kw)(labels, logits))
+    dice = to_np(L.DiceLoss(**dict(kw, smooth=2 * smooth))(labels, logits))  # Tversky's smoothing, doubled
     tversky = to_np(L.TverskyLoss(alpha=0.5, beta=0.5, **kw)(labels, logits))
     focal_tversky = to_np(L.FocalTverskyLoss(alpha=0.5, beta=0.5, gamma=1.0, **kw)(labels, logits))
     assert dice == tversky == focal_tversky
+    if smooth == 0.0:
+        assert tversky == to_np(L.DiceLoss(**kw)(labels, logits))
 
 
 @given(seed=SEEDS)
@@ -610,6 +610,7 @@ CONFIGURED = [
 
 
 @pytest.mark.parametrize("loss", CONFIGURED, ids=lambda loss: type(loss).__name__)
+@pytest.mark.once
 def test_config_round_trip(loss):
     config = loss.get_config()
     clone = type(loss).from_config(config)
@@ -733,3 +734,19 @@ def test_float_labels_that_are_not_whole_numbers_are_void():
     reference = keras_seg.metrics.MeanIoU(3, ignore_index=IGNORE)
     reference.update_state(labels, logits)
     assert float(to_np(metric.result())) == pytest.approx(float(to_np(reference.result())))
+
+
+def test_tversky_matches_segmentation_models_pytorch():
+    """SMP's TverskyLoss (multiclass, from logits) where SMP and keras_seg agree: every class in the batch's targets
+    (SMP zeroes the loss of a class absent from the targets; keras_seg scores its false positives)."""
+    smp_losses = pytest.importorskip("segmentation_models_pytorch.losses")
+    import torch
+
+    labels, logits = random_case(7, b=2, h=6, w=7, k=4)
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    for alpha, beta, smooth in ((0.3, 0.7, 1.0), (0.5, 0.5, 0.0), (0.7, 0.3, 0.5)):
+        ref = smp_losses.TverskyLoss("multiclass", alpha=alpha, beta=beta, smooth=smooth, from_logits=True)(
+            torch.from_numpy(logits).permute(0, 3, 1, 2), torch.from_numpy(labels).long()
+        )
+        got = L.TverskyLoss(alpha=alpha, beta=beta, smooth=smooth)(labels, logits)
+        np.testing.assert_allclose(to_np(got), ref.item(), atol=2e-6, err_msg=str((alpha, beta, smooth)))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_seg
-from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, UNet
+from keras_seg.models import FCN, FPN, LRASPP, PAN, DeepLabV3, DeepLabV3Plus, LinkNet, MANet, PSPNet, UNet, UNetPlusPlus, UPerNet
 
 
 def tiny_encoder(channels=3):
@@ -28,8 +28,20 @@ BUILDERS = {
     "deeplabv3plus": lambda **kw: DeepLabV3Plus(
         3, encoder=tiny_encoder(), aspp_channels=8, low_level_channels=4, decoder_channels=8, **kw
     ),
+    "lraspp": lambda **kw: LRASPP(3, encoder=tiny_encoder(), inter_channels=8),
+    "unetplusplus": lambda **kw: UNetPlusPlus(3, encoder=tiny_encoder(), decoder_channels=(8, 8, 8, 4, 4)),
+    "fpn": lambda **kw: FPN(3, encoder=tiny_encoder(), decoder_pyramid_channels=8, decoder_segmentation_channels=32, **kw),
+    "pspnet": lambda **kw: PSPNet(3, encoder=tiny_encoder(), psp_out_channels=8, **kw),
+    "linknet": lambda **kw: LinkNet(3, encoder=tiny_encoder(), prefinal_channels=4),
+    "manet": lambda **kw: MANet(3, encoder=tiny_encoder(), decoder_channels=(8, 8, 8, 4, 4), decoder_pab_channels=4),
+    "pan": lambda **kw: PAN(3, encoder=tiny_encoder(), decoder_channels=8),
+    "upernet": lambda **kw: UPerNet(3, encoder=tiny_encoder(), decoder_channels=8),
 }
-NO_DROPOUT = {"fcn8s": {"dropout": 0}, "fcn32s": {"dropout": 0}, "deeplabv3": {"aspp_dropout": 0}, "deeplabv3plus": {"aspp_dropout": 0}}
+# PAN's feature pyramid attention max-pools its deepest feature three times: it needs that feature at >= 8 px
+# (an input of >= 256 px on a stride-32 encoder, >= 128 at output stride 16), as in segmentation_models.pytorch.
+SIZES = {"pan": ((1, 289, 257), (2, 259, 263))}
+NO_DROPOUT = {"fcn8s": {"dropout": 0}, "fcn32s": {"dropout": 0}, "deeplabv3": {"aspp_dropout": 0}, "deeplabv3plus": {"aspp_dropout": 0},
+              "fpn": {"decoder_dropout": 0}, "pspnet": {"psp_dropout": 0}}
 
 
 def images(batch, height=97, width=61, channels=3, seed=0):
@@ -39,7 +51,10 @@ def images(batch, height=97, width=61, channels=3, seed=0):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_logits_come_back_at_input_size(name):
     model = BUILDERS[name]()
-    for batch, h, w in ((1, 97, 61), (3, 33, 47)):
+    sizes = SIZES.get(name, ((1, 97, 61), (3, 33, 47)))
+    if keras.backend.backend() != "tensorflow":
+        sizes = sizes[1:]  # one batch of odd sizes per architecture on the JAX and PyTorch passes
+    for batch, h, w in sizes:
         out = keras.ops.convert_to_numpy(model(images(batch, h, w)))
         assert out.shape == (batch, h, w, 3)
         assert out.dtype == np.float32 and np.isfinite(out).all()
@@ -48,7 +63,7 @@ def test_logits_come_back_at_input_size(name):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_config_and_keras_file_round_trip(name, tmp_path):
     model = BUILDERS[name]()
-    x = images(2, 40, 24)
+    x = images(2, 256, 256) if name in SIZES else images(2, 40, 24)
     expected = model.predict(x, verbose=0)
 
     clone = model.__class__.from_config(model.get_config())
@@ -70,9 +85,10 @@ def test_training_steps_lower_the_loss(name):
     # Without dropout the training-mode loss of one batch is a deterministic function of the weights.
     model = BUILDERS[name](**NO_DROPOUT.get(name, {}))
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=keras_seg.losses.CrossEntropyLoss())
-    x = images(4, 32, 32)
-    y = np.ones((4, 32, 32), "int32")
-    y[:, 16:] = 2  # learnable from class priors alone, so every architecture must make progress
+    size = 256 if name in SIZES else 32
+    x = images(4, size, size)
+    y = np.ones((4, size, size), "int32")
+    y[:, size // 2 :] = 2  # learnable from class priors alone, so every architecture must make progress
     losses = [float(model.train_on_batch(x, y)) for _ in range(5)]
     assert np.isfinite(losses).all()
     assert losses[-1] < losses[0], losses
@@ -107,6 +123,7 @@ def test_binary_predict_mask_thresholds_the_sigmoid():
     np.testing.assert_array_equal(model.predict_mask(x), (logits > 0).astype("int32"))
 
 
+@pytest.mark.once
 def test_classic_unet_matches_the_reference_parameter_count():
     # The seed's PyTorch UNet(in_channels=3, out_channels=1, features=[64, 128, 256, 512]).
     model = UNet(1)
@@ -120,6 +137,7 @@ def test_classic_unet_size_mismatch_is_handled():
     assert model(images(1, 13, 11)).shape == (1, 13, 11, 2)
 
 
+@pytest.mark.once
 def test_fcn_variants_differ_by_their_skip_scores():
     names = {v: {l.name for l in FCN(3, encoder=tiny_encoder(), variant=v, head_channels=8).layers} for v in ("32s", "16s", "8s")}
     assert "score_P4" not in names["32s"] and "score_P3" not in names["32s"]
@@ -168,6 +186,7 @@ def test_encoder_freeze_keeps_its_weights():
         (lambda: FCN(3, input_shape=(32, 32)), "input_shape=(32, 32) must be (height, width, channels)"),
     ],
 )
+@pytest.mark.once
 def test_errors_name_the_bad_value(make, message):
     with pytest.raises((ValueError, TypeError)) as info:
         make()
@@ -202,3 +221,19 @@ def test_fcn_on_a_stride_16_encoder_fuses_only_finer_levels():
     names = {layer.name for layer in model.layers}
     assert {"score_P4", "score_P3", "fuse_P3"} <= names and "fuse_P4" not in names
     assert model(images(1, 35, 29)).shape == (1, 35, 29, 3)
+
+
+@pytest.mark.once
+def test_lraspp_on_mobilenetv3_has_torchvisions_head():
+    """The head of torchvision's lraspp_mobilenet_v3_large, counted by hand, on keras.applications' MobileNetV3."""
+    for name, low, high in (("mobilenetv3large", 240, 960), ("mobilenetv3small", 96, 576)):
+        model = LRASPP(21, encoder=name)
+        assert model.output_stride == 16 and list(model.pyramid_channels.values())[-2:] == [low, high]
+        head = sum(int(np.prod(w.shape)) for w in model.trainable_weights) - sum(
+            int(np.prod(w.shape)) for w in model.encoder.trainable_weights
+        )
+        cbr, scale, classifiers = high * 128 + 2 * 128, high * 128, (low + 1) * 21 + (128 + 1) * 21
+        assert head == cbr + scale + classifiers, name
+        assert model(images(1, 97, 61)).shape == (1, 97, 61, 21)
+    with pytest.raises(ValueError, match=r"LRASPP needs a stride-32 feature \('P5'\) and a deeper one"):
+        LRASPP(3, encoder=tiny_encoder(), low_level_stride=32)

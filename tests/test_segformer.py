@@ -15,7 +15,7 @@ import keras_seg
 from keras_seg.encoders import MiTEncoder, build_encoder, list_encoders
 from keras_seg.encoders.mit import DropPath
 from keras_seg.models import FCN, DeepLabV3Plus, SegFormer, UNet
-from keras_seg.models import huggingface
+from keras_seg.convert import huggingface
 from test_models import tiny_encoder  # the bring-your-own encoder of the model battery
 
 BACKEND = keras.backend.backend()
@@ -180,11 +180,13 @@ def test_backbone_checkpoints_load_into_the_encoder(hf, backbone_dirs):
     np.testing.assert_array_equal(unet.encoder.get_layer("stage0_patch_conv").get_weights()[1], hf.segformer.state_dict()["stages.0.patch_embeddings.proj.bias"].numpy())  # fmt: skip
 
 
+@pytest.mark.once
 def test_a_whole_segformer_checkpoint_is_not_an_encoder(hf_dir):
     with pytest.raises(ValueError, match="decode head; load it with keras_seg.models.SegFormer.from_huggingface"):
         MiTEncoder.from_huggingface(hf_dir)
 
 
+@pytest.mark.once
 def test_import_is_strict_about_every_tensor(hf, tmp_path):
     import torch
 
@@ -198,6 +200,7 @@ def test_import_is_strict_about_every_tensor(hf, tmp_path):
         SegFormer.from_huggingface(tmp_path / "extra.bin")
 
 
+@pytest.mark.once
 def test_unsupported_configurations_are_refused(hf_dir, tmp_path):
     config = json.loads((hf_dir / "config.json").read_text())
     for change, shown in (({"hidden_sizes": [16, 32, 64, 128]}, "hidden_sizes=[16, 32, 64, 128]"),
@@ -212,6 +215,7 @@ def test_unsupported_configurations_are_refused(hf_dir, tmp_path):
         SegFormer.from_huggingface(tmp_path)
 
 
+@pytest.mark.once
 def test_safetensors_are_read_without_the_safetensors_package(tmp_path):
     torch = pytest.importorskip("torch")
     save_file = pytest.importorskip("safetensors.torch").save_file  # only to write the reference file
@@ -238,6 +242,7 @@ def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+@pytest.mark.once
 def test_b0_parameter_count_matches_transformers_and_the_paper():
     model = SegFormer(150)
     assert trainable(model) == HF_PARAMS["b0"]
@@ -331,6 +336,7 @@ def test_drop_path_drops_whole_samples_in_training_only():
     assert encoder.get_layer("stage3_block1_drop_path2").rate == pytest.approx(0.1)
 
 
+@pytest.mark.once
 def test_the_architecture_registry_and_the_encoder_names():
     model = keras_seg.models.get("segformer")(4, encoder_weights=None)  # how the command line builds models
     assert isinstance(model, SegFormer) and model.num_classes == 4
@@ -365,6 +371,7 @@ def test_the_decoder_on_a_bring_your_own_encoder():
     assert model.get_config()["encoder"]["class_name"] == "Functional"
 
 
+@pytest.mark.once
 def test_the_native_benchmark_reference_is_the_same_network():
     pytest.importorskip("transformers")
     from keras_seg.bench import runner, worker
@@ -385,11 +392,12 @@ def test_the_native_benchmark_reference_is_the_same_network():
         (lambda: SegFormer(3, encoder_weights="imagenet"), ValueError, "no ImageNet weights for the Mix Transformer 'mit_b0'"),
         (lambda: UNet(3, encoder="mit_b0", encoder_weights="imagenet"), ValueError, "SegFormer.from_huggingface(path)"),
         (lambda: UNet(3, encoder="mit_b0", encoder_weights="missing.safetensors"), FileNotFoundError, "'missing.safetensors': no such"),
-        (lambda: DeepLabV3Plus(3, encoder="mit_b0", output_stride=16), ValueError, "output_stride=16 is not possible with the Mix Transformer"),
+        (lambda: DeepLabV3Plus(3, encoder="mit_b0", output_stride=16), ValueError, "output_stride=16 is not offered for the Mix Transformer encoder 'mit_b0' by name"),
         (lambda: DeepLabV3Plus(3, encoder="mit_b0", output_stride=8), ValueError, "Pass output_stride=None (or 32)"),
         (lambda: SegFormer(3, activation="relu"), ValueError, "activation='relu'"),
     ],
 )
+@pytest.mark.once
 def test_errors_name_the_bad_value(make, error, message):
     with pytest.raises(error) as info:
         make()

@@ -284,6 +284,7 @@ def test_early_stopping_counts_on_across_a_resume(tmp_path):
     assert len(resumed.history["loss"]) == 1  # the 3rd epoch without gain stops it (a fresh count would run 3)
 
 
+@pytest.mark.once
 def test_resume_without_a_run_stops_and_auto_starts_one(tmp_path):
     out = str(tmp_path / "fresh")
     with pytest.raises(FileNotFoundError, match=r"There is no run to resume in .*fresh: it holds no last\.keras"):
@@ -310,6 +311,7 @@ def test_resume_of_a_complete_run_trains_nothing_and_writes_nothing(tmp_path, ca
     assert {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)} == before
 
 
+@pytest.mark.once
 def test_a_nan_loss_in_the_first_epoch_says_nothing_was_saved(tmp_path, capsys):
     out = str(tmp_path / "run")
     with pytest.raises(training.TrainingDiverged, match=r"at epoch 1, batch 1\. No epoch completed, so nothing was saved"):

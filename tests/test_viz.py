@@ -10,6 +10,8 @@ from PIL import Image
 
 from keras_seg import viz
 
+pytestmark = pytest.mark.once  # plots and PNG files: backend-independent
+
 VOID = (224, 224, 192)
 # Shared 2x3 case:  [[0, 1, 2],
 #                    [255, 1, 0]]   (255 = void)

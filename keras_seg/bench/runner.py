@@ -16,11 +16,17 @@ import time
 
 from keras_seg.bench.worker import EXPORTED
 from keras_seg.bench.worker import MODELS
+from keras_seg.bench.worker import is_model
 from keras_seg.bench.worker import NATIVE
-from keras_seg.bench.worker import NATIVE_MODELS
+from keras_seg.bench.worker import NATIVE_COMPILE
+from keras_seg.bench.worker import NATIVES
 from keras_seg.bench.worker import backend_of
+from keras_seg.bench.worker import cpu_info
+from keras_seg.bench.worker import has_native
 
-IMPLS = ("tensorflow", "tensorflow-xla", "jax", "torch", "torch-compile", NATIVE) + tuple(EXPORTED)
+IMPLS = ("tensorflow", "tensorflow-xla", "jax", "torch", "torch-compile") + NATIVES + tuple(EXPORTED)
+# The SMP-parity models of the head-to-head with segmentation_models.pytorch (preset "smp").
+SMP_MODELS = ("unet-resnet34", "fpn-resnet34", "deeplabv3plus-resnet34")
 PRECISIONS = ("float32", "mixed")
 DATA = ("memory", "pipeline")
 
@@ -34,6 +40,10 @@ def presets(name):
     models and SegFormer-B0 on the Keras backends (SegFormer-B0 also in native PyTorch).
     ``gpu``: batch 16 at 256x256 on JAX, the PyTorch backend and native PyTorch (AMP +
     channels_last for mixed precision), ordered so a run cut short keeps the headline rows.
+    ``smp``: the head-to-head with segmentation_models.pytorch: U-Net, FPN and DeepLabV3+ on
+    resnet34 (the SMP network and its weights in both) and the seed's U-Net, batch 4 at 128x128,
+    on the three Keras backends, native PyTorch eager and compiled, TFLite float32 / int8 and ONNX,
+    in 3 alternating rounds.
     """
     if name == "quick":
         return dict(models=("unet",), impls=("tensorflow", "jax", "torch", NATIVE, "tflite", "tflite-int8"),
@@ -53,7 +63,10 @@ def presets(name):
         extra += plan(others, ("jax", "torch"), ("float32",), **gpu)
         extra += plan(("segformer-b0",), (NATIVE,), PRECISIONS, **gpu)
         return dict(models=("unet",), impls=(NATIVE, "torch", "jax"), precisions=PRECISIONS, extra=extra, **gpu)
-    raise ValueError(f"Unknown preset {name!r}; expected quick, cpu or gpu.")
+    if name == "smp":
+        impls = (NATIVE, "tensorflow", "jax", "torch", NATIVE_COMPILE, "tflite", "tflite-int8", "onnx")
+        return dict(models=SMP_MODELS + ("unet",), impls=impls, data=("memory",), rounds=3, **common)
+    raise ValueError(f"Unknown preset {name!r}; expected quick, cpu, gpu or smp.")
 
 
 def plan(models, impls, precisions, data, batch_size, image_size, steps, warmup, tasks=("train", "predict")):
@@ -63,7 +76,10 @@ def plan(models, impls, precisions, data, batch_size, image_size, steps, warmup,
     from memory; the ``pipeline`` variant (tf.data feeding ``fit``) needs TensorFlow and is timed
     for training only; exported models (TFLite, ONNX) are float32 inference only.
     """
-    _check("model", models, MODELS)
+    bad_models = [m for m in models if not is_model(m)]
+    if bad_models or not models:
+        raise ValueError(f"Unknown model {', '.join(map(repr, bad_models)) or '(none given)'}; expected some of "
+                         f"{', '.join(MODELS)}, or <architecture>-<encoder> (keras-seg info lists both).")  # fmt: skip
     _check("implementation", impls, IMPLS)
     _check("precision", precisions, PRECISIONS)
     _check("data", data, DATA)
@@ -72,7 +88,7 @@ def plan(models, impls, precisions, data, batch_size, image_size, steps, warmup,
         for precision in precisions:
             for variant in data:
                 for impl in impls:
-                    if impl == NATIVE and (model not in NATIVE_MODELS or variant != "memory"):
+                    if impl in NATIVES and (not has_native(model) or variant != "memory"):
                         continue
                     exported = impl in EXPORTED
                     if exported and (variant != "memory" or precision != "float32" or "predict" not in tasks):
@@ -99,21 +115,27 @@ def _check(what, values, allowed):
         raise ValueError(f"Unknown {what} {', '.join(map(repr, bad)) or '(none given)'}; expected some of {', '.join(allowed)}.")
 
 
-def run(cfgs, timeout=900, progress=print, python=None, path=None):
-    """Run each measurement in a child process; a failed one becomes a row with ``error``.
+def run(cfgs, timeout=900, progress=print, python=None, path=None, rounds=1):
+    """Run each measurement in a child process, ``rounds`` times over; a failed one becomes a row with ``error``.
 
-    With ``path``, the results so far are written (:func:`write`) after every measurement,
-    so an interrupted run keeps what it measured.
+    A round runs every measurement once, in order, so the implementations alternate (A B C, A B C,
+    ...) and a slow patch of a shared machine hits one round rather than one implementation; ratios
+    are taken within a round (:func:`with_ratios`) and summarised over rounds (:func:`summary`).
+    With ``path``, the results so far are written (:func:`write`) after every measurement, so an
+    interrupted run keeps what it measured.
     """
-    results = []
-    for i, cfg in enumerate(cfgs, 1):
-        label = f"[{i}/{len(cfgs)}] {cfg['impl']} {cfg['model']} {cfg['precision']} {cfg['data']}"
-        progress(f"{label} ...")
-        results.append(run_one(cfg, timeout=timeout, python=python))
-        row = results[-1]
-        progress(f"{label}: " + (row["error"] if "error" in row else _summary(row)))
-        if path:
-            write(with_ratios(results), path)
+    results, total = [], len(cfgs) * rounds
+    for r in range(rounds):
+        for i, cfg in enumerate(cfgs, 1):
+            n = r * len(cfgs) + i
+            label = f"[{n}/{total}] round {r + 1}: {cfg['impl']} {cfg['model']} {cfg['precision']} {cfg['data']}"
+            progress(f"{label} ...")
+            row = run_one(cfg, timeout=timeout, python=python)
+            row["round"] = r
+            results.append(row)
+            progress(f"{label}: " + (row["error"] if "error" in row else _summary(row)))
+            if path:
+                write(with_ratios(results), path)
     return with_ratios(results)
 
 
@@ -144,11 +166,12 @@ def _summary(row):
 
 
 def _key(row):
-    return row["model"], row["batch_size"], row["image_size"], row["precision"]
+    return row["model"], row["batch_size"], row["image_size"], row["precision"], row.get("round", 0)
 
 
 def with_ratios(results):
-    """Add ``train_vs_native`` / ``predict_vs_native`` (time ratios) where the native reference was timed."""
+    """Add ``train_vs_native`` / ``predict_vs_native`` (time ratios) where the native eager reference was timed
+    in the same setting and round."""
     native = {_key(r): r for r in results if r["impl"] == NATIVE and "error" not in r}
     for row in results:
         ref = native.get(_key(row))
@@ -177,6 +200,8 @@ def markdown(results):
     ]
     for r in results:
         head = f"| {r['model']} | {r['impl']} | {r['precision']} | {r['data']} | {r['batch_size']} × {r['image_size']}² |"
+        if r.get("round"):
+            head = head.replace(f"| {r['model']} |", f"| {r['model']} (round {r['round'] + 1}) |", 1)
         if "error" in r:
             lines.append(head + f" not measured: {r['error']} |||||||||")
             continue
@@ -197,13 +222,73 @@ def markdown(results):
     return "\n".join(lines)
 
 
+SUMMARISED = {"train_vs_native": "train × native", "predict_vs_native": "predict × native"}
+
+
+def summary(results):
+    """Per setting (model, implementation, precision, data, batch, size): each ratio's median over the rounds,
+    with its spread (min and max) and the number of rounds it was measured in."""
+    groups = {}
+    for r in results:
+        if "error" in r:
+            continue
+        key = (r["model"], r["impl"], r["precision"], r["data"], r["batch_size"], r["image_size"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (model, impl, precision, data, batch, size), rows in groups.items():
+        entry = dict(model=model, impl=impl, precision=precision, data=data, batch_size=batch, image_size=size,
+                     rounds=len(rows))  # fmt: skip
+        for name, values in (("train_ms", [r["train"]["median_step_s"] * 1000 for r in rows if "train" in r]),
+                             ("predict_ms", [r["predict"]["latency_ms"] for r in rows if "predict" in r]),
+                             *((k, [r[k] for r in rows if k in r]) for k in SUMMARISED)):  # fmt: skip
+            if values:
+                entry[name] = {"median": _median(values), "min": min(values), "max": max(values), "n": len(values)}
+        out.append(entry)
+    return out
+
+
+def _median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _spread(stat, spec, unit=""):
+    if not stat:
+        return "–"
+    text = format(stat["median"], spec) + unit
+    return text if stat["n"] == 1 else f"{text} ({format(stat['min'], spec)}–{format(stat['max'], spec)})"
+
+
+def summary_markdown(entries, machine=None):
+    """The medians over rounds with their spread: one row per setting."""
+    lines = ["| model | implementation | precision | rounds | train step (median, min–max) | train × native | "
+             "predict 1 image | predict × native |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for e in entries:
+        lines.append(f"| {e['model']} | {e['impl']} | {e['precision']} | {e['rounds']} | "
+                     f"{_spread(e.get('train_ms'), '.0f', ' ms')} | {_spread(e.get('train_vs_native'), '.2f')} | "
+                     f"{_spread(e.get('predict_ms'), '.1f', ' ms')} | {_spread(e.get('predict_vs_native'), '.2f')} |")  # fmt: skip
+    if machine:
+        lines += ["", machine_line(machine)]
+    return "\n".join(lines)
+
+
+def machine_line(machine):
+    flags = ", ".join(machine.get("flags") or ["none of " + "/".join(("avx2", "avx512f", "amx_tile"))])
+    return (f"CPU: {machine['model']}, {machine['cores']} cores, vector flags: {flags}. × native = time / "
+            "native PyTorch eager time in the same round (below 1: faster); medians over rounds, min–max in brackets.")
+
+
 def write(results, path):
-    """``path`` (JSON, every figure) and ``path`` with ``.md`` (the table)."""
+    """``path`` (JSON: ``machine``, every ``rows`` figure, the ``summary`` over rounds) and ``path`` with ``.md``."""
     from keras_seg.utils.io import atomic_path
 
+    machine = cpu_info()
+    entries = summary(results)
     with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump({"machine": machine, "rows": results, "summary": entries}, f, indent=1)
     md = os.path.splitext(path)[0] + ".md"
     with atomic_path(md) as tmp, open(tmp, "w") as f:
-        f.write(markdown(results) + "\n")
+        f.write(markdown(results) + "\n\n" + machine_line(machine) + "\n\n## Over rounds\n\n"
+                + summary_markdown(entries) + "\n")  # fmt: skip
     return md

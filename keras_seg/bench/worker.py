@@ -9,10 +9,18 @@ training.
 A measurement is a dict::
 
     {"tasks": ["train", "predict"],
-     "impl": "tensorflow" | "tensorflow-xla" | "jax" | "torch" | "torch-compile" | "pytorch-native",
-     "model": "unet" | "unet-resnet50" | "deeplabv3plus-resnet50" | "fcn8s" | "segformer-b0",
+     "impl": "tensorflow" | "tensorflow-xla" | "jax" | "torch" | "torch-compile" | "pytorch-native"
+             | "pytorch-native-compile" | "tflite" | "tflite-int8" | "onnx",
+     "model": "unet" | "unet-resnet34" | "fpn-resnet34" | ... | "segformer-b0",
      "batch_size": 4, "image_size": 128, "precision": "float32" | "mixed",
      "data": "memory" | "pipeline", "steps": 10, "warmup": 3}
+
+The native PyTorch reference of a model: the seed's U-Net written in PyTorch for ``"unet"``,
+Hugging Face's SegFormer for ``"segformer-b0"``, and segmentation_models.pytorch itself for
+``<architecture>-<resnet>`` of the architectures SMP has (``"unet-resnet34"``, ``"fpn-resnet34"``,
+``"deeplabv3plus-resnet34"``, ...). For those, the Keras model is the SMP network imported with
+:func:`keras_seg.convert.smp.from_smp_tensors`: the same network with the same weights (SMP's seed-0
+initialisation), so the comparison is of one network in two implementations.
 
 Timing: every step is synchronised with the host (Keras: a callback that reads the batch's
 logs, which waits for the device; PyTorch: ``loss.item()``), so the median step time is a
@@ -38,21 +46,58 @@ KERAS_IMPLS = {"tensorflow": "tensorflow", "tensorflow-xla": "tensorflow", "jax"
 # The model exported by keras_seg.export and run in its runtime (inference only).
 EXPORTED = {"tflite": ("tflite", None), "tflite-int8": ("tflite", "int8"), "onnx": ("onnx", None)}
 NATIVE = "pytorch-native"
-MODELS = ("unet", "unet-resnet50", "deeplabv3plus-resnet50", "fcn8s", "segformer-b0")
-# The models with a native PyTorch reference: the classic U-Net (keras_seg.bench.torch_unet) and
-# SegFormer-B0 (Hugging Face transformers' implementation, keras_seg.bench.torch_segformer).
+NATIVE_COMPILE = "pytorch-native-compile"  # the native network under torch.compile
+NATIVES = (NATIVE, NATIVE_COMPILE)
+# keras_seg architecture name -> segmentation_models.pytorch class, for the SMP references.
+SMP_CLASSES = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN", "pspnet": "PSPNet", "linknet": "Linknet",
+               "manet": "MAnet", "pan": "PAN", "upernet": "UPerNet", "deeplabv3": "DeepLabV3",
+               "deeplabv3plus": "DeepLabV3Plus"}  # fmt: skip
+SMP_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+# Named models; besides these, any "<architecture>-<encoder>" of keras_seg.models.ARCHITECTURES and
+# keras_seg.encoders.list_encoders() (e.g. "fpn-resnet34", "pspnet-resnet34", "unetplusplus-resnet34").
+MODELS = ("unet", "unet-resnet50", "deeplabv3plus-resnet50", "fcn8s", "segformer-b0", "lraspp-mobilenetv3large",
+          "unet-resnet34", "unetplusplus-resnet34", "fpn-resnet34", "pspnet-resnet34", "linknet-resnet34",
+          "manet-resnet34", "pan-resnet34", "upernet-resnet34", "deeplabv3-resnet34", "deeplabv3plus-resnet34")  # fmt: skip
+
+
+def is_model(name):
+    """A named benchmark model, or ``<architecture>-<encoder>`` (the encoder is checked when the model is built).
+
+    Keras is not imported here: the parent process of ``keras-seg bench`` only plans the runs.
+    """
+    if name in MODELS:
+        return True
+    from keras_seg.cli import ARCHITECTURES  # keras_seg.models.ARCHITECTURES' names, without importing Keras
+
+    arch, _, encoder = str(name).partition("-")
+    return arch in ARCHITECTURES and bool(encoder)
+# The named models with a native PyTorch reference of their own: the classic U-Net
+# (keras_seg.bench.torch_unet) and SegFormer-B0 (transformers', keras_seg.bench.torch_segformer).
 NATIVE_MODELS = ("unet", "segformer-b0")
+
+
+def smp_reference(name):
+    """``(SMP class name, encoder)`` when ``name`` is an SMP-parity model (``"fpn-resnet34"``), else None."""
+    arch, _, encoder = str(name).partition("-")
+    if arch in SMP_CLASSES and encoder in SMP_ENCODERS:
+        return SMP_CLASSES[arch], encoder
+    return None
+
+
+def has_native(name):
+    """Whether ``name`` has a native PyTorch reference (its own, or segmentation_models.pytorch)."""
+    return name in NATIVE_MODELS or smp_reference(name) is not None
 
 
 def backend_of(impl):
     """The KERAS_BACKEND a measurement's child process needs."""
-    if impl == NATIVE:
+    if impl in NATIVES:
         return "torch"
     if impl in EXPORTED:
         return "tensorflow"
     if impl not in KERAS_IMPLS:
         raise ValueError(
-            f"Unknown implementation {impl!r}; expected one of {sorted(KERAS_IMPLS) + sorted(EXPORTED) + [NATIVE]}."
+            f"Unknown implementation {impl!r}; expected one of {sorted(KERAS_IMPLS) + sorted(EXPORTED) + list(NATIVES)}."
         )
     return KERAS_IMPLS[impl]
 
@@ -138,6 +183,46 @@ def device_name(backend):
     return cpu_name()
 
 
+def threads(backend):
+    """The intra-op threads the backend computes with (its own default unless the environment sets one)."""
+    if backend == "torch":
+        import torch
+
+        return torch.get_num_threads()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    return os.cpu_count()  # XLA's CPU client: one thread per core
+
+
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_info():
+    """``{"model", "cores", "flags"}``: the CPU model name, the cores this process sees, its vector flags."""
+    flags, fields = set(), {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "flags" and not flags:
+                    flags = set(value.split())
+                elif key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+    except OSError:
+        pass
+    model = fields.get("model name")
+    if model is None:
+        import platform
+
+        model = platform.processor() or platform.machine()
+    elif "cpu family" in fields:  # "AMD EPYC" alone does not say which generation
+        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in VECTOR_FLAGS if f in flags]}
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -154,10 +239,26 @@ def cpu_name():
 # ---------------------------------------------------------------------------------------- keras
 
 
+def smp_network(name, num_classes=NUM_CLASSES):
+    """segmentation_models.pytorch's network for an SMP-parity model, seed-0 weights (no download)."""
+    import segmentation_models_pytorch as smp
+    import torch
+
+    cls, encoder = smp_reference(name)
+    torch.manual_seed(0)
+    return getattr(smp, cls)(encoder, encoder_weights=None, classes=num_classes)
+
+
 def build_keras_model(name, image_size, num_classes=NUM_CLASSES):
     from keras_seg import models
 
     shape = (image_size, image_size, 3)
+    if smp_reference(name) is not None and _has_smp():  # the SMP network itself, imported with its weights
+        from keras_seg.convert.smp import from_smp_tensors
+
+        cls, encoder = smp_reference(name)
+        net = smp_network(name, num_classes)
+        return from_smp_tensors(net.state_dict(), cls, encoder=encoder, input_shape=shape)
     if name == "unet":
         return models.UNet(num_classes, input_shape=shape)
     if name == "unet-resnet50":
@@ -168,7 +269,16 @@ def build_keras_model(name, image_size, num_classes=NUM_CLASSES):
         return models.FCN(num_classes, encoder="vgg16", variant="8s", input_shape=shape)
     if name == "segformer-b0":
         return models.SegFormer(num_classes, variant="b0", input_shape=shape)
-    raise ValueError(f"Unknown benchmark model {name!r}; expected one of {MODELS}.")
+    arch, _, encoder = name.partition("-")
+    if is_model(name):
+        return models.get(arch)(num_classes, encoder=encoder, input_shape=shape)
+    raise ValueError(f"Unknown benchmark model {name!r}; expected one of {MODELS}, or <architecture>-<encoder>.")
+
+
+def _has_smp():
+    import importlib.util
+
+    return importlib.util.find_spec("segmentation_models_pytorch") is not None
 
 
 def _keras_setup(cfg):
@@ -296,7 +406,10 @@ def native_network(name, num_classes=NUM_CLASSES):
         from keras_seg.bench.torch_segformer import TorchSegFormer
 
         return TorchSegFormer(num_classes)
-    raise ValueError(f"The native PyTorch reference exists for {', '.join(NATIVE_MODELS)} only, not {name!r}.")
+    if smp_reference(name) is not None:
+        return smp_network(name, num_classes)
+    raise ValueError(f"The native PyTorch reference exists for {', '.join(NATIVE_MODELS)} and the SMP architectures "
+                     f"on {', '.join(SMP_ENCODERS)} ({', '.join(SMP_CLASSES)}) only, not {name!r}.")  # fmt: skip
 
 
 def _torch_setup(cfg):
@@ -309,14 +422,29 @@ def _torch_setup(cfg):
     # the default NCHW is what a PyTorch user runs.
     layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = model.to(memory_format=layout)
+    if cfg["impl"] == NATIVE_COMPILE:
+        model = torch.compile(model)
     amp_dtype = None
     if cfg["precision"] == "mixed":
         amp_dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
     return torch, model, device, layout, amp_dtype
 
 
+def _torch_input(cfg, images):
+    """What the native network takes: SMP's networks ImageNet-normalised pixels (the Keras import does it in its
+    graph), the others 0..255 (they scale inside)."""
+    if smp_reference(cfg["model"]) is None:
+        return images
+    return ((images / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype("float32")
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], "float32")
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], "float32")
+
+
 def _torch_batches(torch, cfg, device, layout, count):
     images, masks = shapes_batches(cfg["batch_size"], cfg["image_size"], count=count)
+    images = _torch_input(cfg, images)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device, memory_format=layout)
     y = torch.from_numpy(masks).long().to(device)
     b = cfg["batch_size"]
@@ -357,6 +485,7 @@ def native_predict(cfg, setup):
     torch, model, device, layout, amp_dtype = setup
     model.eval()
     images, _ = shapes_batches(cfg["batch_size"], cfg["image_size"], count=1)
+    images = _torch_input(cfg, images)
 
     def run(batch):
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device, memory_format=layout)
@@ -411,7 +540,9 @@ def _predict_times(cfg, run, images):
 def measure(cfg):
     """Run the measurements described by ``cfg`` in this process and return the result dict."""
     backend = backend_of(cfg["impl"])
-    native = cfg["impl"] == NATIVE
+    native = cfg["impl"] in NATIVES
+    if smp_reference(cfg["model"]) is not None and _has_smp():
+        import segmentation_models_pytorch  # noqa: F401 - with torch and triton before TensorFlow (else a segfault)
     if not native:
         os.environ.setdefault("KERAS_BACKEND", backend)
         import keras
@@ -420,7 +551,10 @@ def measure(cfg):
             raise RuntimeError(f"{cfg['impl']} needs KERAS_BACKEND={backend}, but Keras runs {keras.backend.backend()}.")
     start = time.perf_counter()
     model = native_model(cfg) if native else keras_model(cfg)
-    result = dict(cfg, params=native_params(model) if native else keras_params(model), device=device_name(backend))
+    result = dict(cfg, params=native_params(model) if native else keras_params(model), device=device_name(backend),
+                  threads=threads(backend))  # fmt: skip
+    if smp_reference(cfg["model"]) is not None:
+        result["weights"] = "smp seed 0" if native or _has_smp() else "random (segmentation_models_pytorch missing)"
     if "train" in cfg["tasks"]:
         result["train"] = (native_train if native else keras_train)(cfg, model)
         result.update(host_peak_mb=host_peak_mb(), device_peak_mb=device_peak_mb(backend))

@@ -1,6 +1,6 @@
 """Encoders from ``keras.applications``: each family with its preprocessing and feature table.
 
-``ApplicationEncoder("resnet50", weights="imagenet", in_channels=3, output_stride=32)``
+``ApplicationEncoder("keras_resnet50", weights="imagenet", in_channels=3, output_stride=32)``
 builds the classification network without its top, finds the feature of each
 stride, and returns a functional model ``RGB in [0, 255] -> {"P1": ..., "P5": ...}``
 with the family's ``preprocess_input`` done by an :class:`ImagePreprocessing` layer
@@ -23,6 +23,7 @@ get dilation ``s / output_stride``, padding layers in front of them become
 unchanged.
 """
 
+import math
 import os
 from typing import NamedTuple
 
@@ -31,6 +32,8 @@ import numpy as np
 
 from keras_seg.encoders.base import Encoder, level_key
 from keras_seg.encoders.mit import MIT_ENCODERS
+from keras_seg.encoders.mobilenetv3 import MOBILENETS
+from keras_seg.encoders.resnet import RESNETS
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
 
@@ -61,9 +64,12 @@ _CONVNEXT = {"preprocessing": "none", "preprocessing_other_channels": "torch"}
 FAMILIES = {
     "vgg16": Family("VGG16", "caffe"),
     "vgg19": Family("VGG19", "caffe"),
-    "resnet50": Family("ResNet50", "caffe"),
-    "resnet101": Family("ResNet101", "caffe"),
-    "resnet152": Family("ResNet152", "caffe"),
+    # keras.applications' ResNet50/101/152 (Caffe layout: stride on the first 1x1 conv, conv biases). The names
+    # "resnet50" .. "resnet152" are torchvision's layout (keras_seg.encoders.resnet); these keep the old
+    # networks under a "keras_" name, and configs saved under the old names still load (ALIASES).
+    "keras_resnet50": Family("ResNet50", "caffe"),
+    "keras_resnet101": Family("ResNet101", "caffe"),
+    "keras_resnet152": Family("ResNet152", "caffe"),
     "resnet50v2": Family("ResNet50V2", "tf", _resnetv2((3, 4, 6))),
     "resnet101v2": Family("ResNet101V2", "tf", _resnetv2((3, 4, 23))),
     "resnet152v2": Family("ResNet152V2", "tf", _resnetv2((3, 8, 36))),
@@ -80,6 +86,7 @@ FAMILIES = {
     "xception": Family("Xception", "tf"),
 }
 
+ALIASES = {"resnet50": "keras_resnet50", "resnet101": "keras_resnet101", "resnet152": "keras_resnet152"}
 OUTPUT_STRIDES = (8, 16, 32)
 _STRIDED = (
     keras.layers.Conv2D,
@@ -93,8 +100,9 @@ _GLOBAL = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
 
 def list_encoders():
-    """Names accepted by ``encoder=`` (besides a model object): the keras.applications families, then MiT b0..b5."""
-    return sorted(FAMILIES) + sorted(MIT_ENCODERS)
+    """Names accepted by ``encoder=`` (besides a model object): the torchvision-layout ResNets and
+    MobileNetV3s, the keras.applications families, then MiT b0..b5."""
+    return sorted(RESNETS, key=lambda n: int(n[6:])) + sorted(MOBILENETS) + sorted(FAMILIES) + sorted(MIT_ENCODERS)
 
 
 def _unknown(name):
@@ -317,14 +325,24 @@ class ApplicationEncoder(Encoder):
     """A ``keras.applications`` network as a keras_seg encoder.
 
     Args:
-        backbone: one of :func:`list_encoders` (``"resnet50"``, ``"mobilenetv2"``, ...).
+        backbone: a ``keras.applications`` family of :func:`list_encoders` (``"keras_resnet50"``,
+            ``"mobilenetv2"``, ...); ``"resnet50"`` / ``"resnet101"`` / ``"resnet152"`` (the names
+            these had before keras_seg 0.2) mean the ``keras_`` ones here.
         weights: ``None`` (random), ``"imagenet"`` (Keras' download and cache) or
             the path of a weights file of that ``keras.applications`` model.
         in_channels: input channels; pretrained first-layer kernels are adapted.
         output_stride: 32 (no dilation), 16 or 8.
+        depth: the number of stages kept, 1..5 (segmentation_models.pytorch's ``encoder_depth``):
+            levels past stride ``2**depth`` are left out, and so are the layers only they need.
+
+    At ``output_stride`` 16 or 8 the stage outputs that the dilated deepest feature replaced
+    stay available as ``"C<k>"`` (see :mod:`keras_seg.encoders.base`).
     """
 
-    def __init__(self, backbone="resnet50", weights=None, in_channels=3, output_stride=32, **kwargs):
+    def __init__(self, backbone="keras_resnet50", weights=None, in_channels=3, output_stride=32, depth=5, **kwargs):
+        backbone = ALIASES.get(backbone, backbone)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 5:
+            raise ValueError(f"depth={depth!r} must be an int from 1 to 5: the number of stages (strides 2 to 32).")
         if backbone in MIT_ENCODERS:
             raise ValueError(f"{backbone!r} is not a keras.applications family: build it with "
                              f"keras_seg.encoders.build_encoder({backbone!r}) or MiTEncoder.")
@@ -340,12 +358,16 @@ class ApplicationEncoder(Encoder):
             mode = family.preprocessing_other_channels
         app = _build_application(backbone, in_channels, weights)
         table = feature_layers(app, family.features)
-        if output_stride < 32:
+        kept = {s: name for s, name in table.items() if s <= 2**depth}
+        output_stride = min(output_stride, max(kept))
+        if output_stride < max(table):
             app = dilate(app, output_stride)
         # Levels finer than output_stride keep their features; the deepest feature, which a
-        # dilated network computes at stride output_stride, takes that level.
-        levels = {level_key(s): name for s, name in table.items() if s < output_stride}
-        levels[level_key(output_stride)] = table[max(table)]
+        # dilated network computes at stride output_stride, takes that level, and the stage
+        # outputs it replaced stay as extras C<k>.
+        levels = {level_key(s): name for s, name in kept.items() if s < output_stride}
+        levels[level_key(output_stride)] = kept[max(kept)]
+        levels.update({f"C{int(math.log2(s))}": name for s, name in kept.items() if output_stride <= s < max(kept)})
         operations = {op.name: op for op in _topological(app)}
         features = keras.Model(
             app.input,
@@ -360,10 +382,12 @@ class ApplicationEncoder(Encoder):
         self.backbone = backbone
         self.in_channels = in_channels
         self.output_stride = output_stride
+        self.depth = depth
         self.feature_table = table
 
     def get_config(self):
         config = super().get_config()
         # Weights travel with the saved model, so a reload never downloads.
-        config.update(backbone=self.backbone, in_channels=self.in_channels, output_stride=self.output_stride)
+        config.update(backbone=self.backbone, in_channels=self.in_channels, output_stride=self.output_stride,
+                      depth=self.depth)  # fmt: skip
         return config

@@ -7,7 +7,10 @@ where an encoder has one). These are keras-hub's ``pyramid_outputs`` keys, so a
 keras-hub backbone plugs in directly. An encoder may skip levels (ConvNeXt has no
 stride-2 feature; Xception's first features are coarser); a dilated encoder
 (``output_stride`` 16 or 8) reports its deepest features under the stride they
-really have, so ``"P5"`` is absent and ``"P4"`` (or ``"P3"``) is the deepest.
+really have, so ``"P5"`` is absent and ``"P4"`` (or ``"P3"``) is the deepest. The stage
+output that a dilated stage replaced at its stride may stay available under ``"C<k>"`` (the
+stage of nominal stride ``2**k``, FPN's naming); keys other than ``"P<k>"`` are extras that only
+the decoders asking for them read (PAN reads ``"C4"``).
 
 keras_seg's own encoders (:class:`Encoder` subclasses) also put their input
 preprocessing inside the graph: they take RGB pixel values in [0, 255].
@@ -25,9 +28,14 @@ def level_key(stride):
     return f"P{int(round(math.log2(stride)))}"
 
 
+def is_level(key):
+    """True for a pyramid level key ``"P<k>"`` (not an extra such as ``"C4"``)."""
+    return isinstance(key, str) and key.startswith("P") and key[1:].isdigit()
+
+
 def level_stride(key):
     """``"P2" -> 4``."""
-    if not (isinstance(key, str) and key.startswith("P") and key[1:].isdigit()):
+    if not is_level(key):
         raise ValueError(f"Pyramid keys must look like 'P0'..'P5' (feature at stride 2**k); got {key!r}.")
     return 2 ** int(key[1:])
 
@@ -41,7 +49,9 @@ def pyramid_channels(encoder):
             f"(stride 2**k); its output is {type(outputs).__name__}. Build it as "
             "keras.Model(inputs, {'P2': c2, 'P3': c3, 'P4': c4, 'P5': c5})."
         )
-    keys = sorted(outputs, key=level_stride)
+    keys = sorted((k for k in outputs if is_level(k)), key=level_stride)
+    if not keys:
+        raise ValueError(f"Encoder {encoder.name!r} outputs {sorted(outputs)}, none of them a level 'P1'..'P5'.")
     return {k: int(outputs[k].shape[-1]) for k in keys}
 
 

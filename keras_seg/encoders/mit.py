@@ -177,25 +177,44 @@ class GELU(keras.layers.Layer):
 # ----------------------------------------------------------------------------- graph
 
 
-def _layer_norm(name):
-    return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
+def _layer_norm(name, epsilon=LAYER_NORM_EPSILON):
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
 
 
-def patch_embedding(x, hidden, patch_size, stride, *, name):
-    """Overlapping patches: zero padding ``patch_size // 2`` on each side, a strided conv, LayerNorm."""
-    x = keras.layers.ZeroPadding2D(patch_size // 2, name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(hidden, patch_size, strides=stride, name=f"{name}_conv")(x)
+def _strided_conv(x, filters, kernel, stride, dilation, *, name, pad=True):
+    """A conv of stride ``stride``, or (``dilation > 1``) of stride 1 and that dilation: PyTorch's padding
+    ``(kernel // 2) * dilation`` on each side (none for ``pad=False`` at dilation 1)."""
+    padding = (kernel // 2) * dilation if (pad or dilation > 1) else 0
+    if padding:
+        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    if dilation > 1:
+        return keras.layers.Conv2D(filters, kernel, dilation_rate=dilation, name=f"{name}_conv" if pad else name)(x)
+    return keras.layers.Conv2D(filters, kernel, strides=stride, name=f"{name}_conv" if pad else name)(x)
+
+
+def patch_embedding(x, hidden, patch_size, stride, *, name, dilation=1):
+    """Overlapping patches: zero padding ``patch_size // 2`` on each side, a strided conv, LayerNorm.
+
+    ``dilation > 1``: segmentation_models.pytorch's dilated stage (stride 1, dilation, padding
+    ``(patch_size // 2) * dilation``)."""
+    x = _strided_conv(x, hidden, patch_size, stride, dilation, name=name)
     return _layer_norm(f"{name}_norm")(x)
 
 
-def transformer_block(x, hidden, num_heads, sr_ratio, drop_path, *, name, mlp_ratio=MLP_RATIO):
-    """One MiT block on ``(B, H, W, hidden)``: efficient self-attention and Mix-FFN, each pre-norm and residual."""
+def transformer_block(x, hidden, num_heads, sr_ratio, drop_path, *, name, mlp_ratio=MLP_RATIO,
+                      epsilon=LAYER_NORM_EPSILON, dilation=1):  # fmt: skip
+    """One MiT block on ``(B, H, W, hidden)``: efficient self-attention and Mix-FFN, each pre-norm and residual.
+
+    ``epsilon``: of the two pre-norms (the reduction's LayerNorm keeps 1e-5). ``dilation > 1``:
+    segmentation_models.pytorch's dilated stage, where every conv of the block loses its stride and
+    gains the dilation (the key/value reduction too, which then no longer reduces).
+    """
     layers = keras.layers
-    h = _layer_norm(f"{name}_norm1")(x)
+    h = _layer_norm(f"{name}_norm1", epsilon)(x)
     q = layers.Dense(hidden, name=f"{name}_attn_q")(h)
     kv = h
     if sr_ratio > 1:
-        kv = layers.Conv2D(hidden, sr_ratio, strides=sr_ratio, name=f"{name}_attn_sr")(h)
+        kv = _strided_conv(h, hidden, sr_ratio, sr_ratio, dilation, name=f"{name}_attn_sr", pad=False)
         kv = _layer_norm(f"{name}_attn_sr_norm")(kv)
     k = layers.Dense(hidden, name=f"{name}_attn_k")(kv)
     v = layers.Dense(hidden, name=f"{name}_attn_v")(kv)
@@ -203,9 +222,9 @@ def transformer_block(x, hidden, num_heads, sr_ratio, drop_path, *, name, mlp_ra
     h = layers.Dense(hidden, name=f"{name}_attn_out")(h)
     x = layers.Add(name=f"{name}_add1")([x, DropPath(drop_path, name=f"{name}_drop_path1")(h)])
 
-    h = _layer_norm(f"{name}_norm2")(x)
+    h = _layer_norm(f"{name}_norm2", epsilon)(x)
     h = layers.Dense(hidden * mlp_ratio, name=f"{name}_mlp_fc1")(h)
-    h = layers.DepthwiseConv2D(3, padding="same", name=f"{name}_mlp_dwconv")(h)
+    h = layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation, name=f"{name}_mlp_dwconv")(h)
     h = GELU(approximate=False, name=f"{name}_mlp_gelu")(h)
     h = layers.Dense(hidden, name=f"{name}_mlp_fc2")(h)
     return layers.Add(name=f"{name}_add2")([x, DropPath(drop_path, name=f"{name}_drop_path2")(h)])
@@ -228,30 +247,51 @@ class MiTEncoder(Encoder):
         drop_path_rate: the stochastic-depth rate of the last block (training only).
 
     Takes RGB values in [0, 255] (ImageNet mean / std normalisation inside the graph) of any
-    size and returns ``{"P2", "P3", "P4", "P5"}`` at strides 4, 8, 16, 32. A transformer
-    cannot be dilated: the output stride is always 32.
+    size and returns ``{"P2", "P3", "P4", "P5"}`` at strides 4, 8, 16, 32.
+
+    Two arguments exist for segmentation_models.pytorch's MiT (``keras_seg.models.from_smp``):
+    ``layer_norm_epsilon`` of the blocks' and stages' LayerNorms (SMP's 1e-6; Hugging Face's and
+    this default 1e-5), and ``output_stride`` 16 or 8, SMP's dilated MiT: every conv of the
+    stages beyond that stride (patch embedding, key/value reduction, Mix-FFN depthwise) loses its
+    stride and is dilated by ``nominal stride / output_stride``, with PyTorch's padding. It is a
+    faithful copy of what SMP runs for ``DeepLabV3`` / ``PAN`` with a MiT, not a design the
+    paper validates; the levels follow ``ResNetEncoder``'s convention (deepest under its real
+    stride, the replaced level kept as ``"C<k>"``).
     """
 
-    def __init__(self, variant="b0", in_channels=3, drop_path_rate=0.1, **kwargs):
+    def __init__(self, variant="b0", in_channels=3, drop_path_rate=0.1, layer_norm_epsilon=LAYER_NORM_EPSILON,
+                 output_stride=32, **kwargs):  # fmt: skip
         spec = VARIANTS[check_variant(variant)]
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels={in_channels!r} must be a positive int (3 for RGB).")
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride={output_stride!r} must be 32 (the MiT's own), or 16 / 8 "
+                             "(segmentation_models.pytorch's dilated MiT).")  # fmt: skip
         inputs = keras.Input((None, None, in_channels), name="image")
         x = ImagePreprocessing("torch", name="preprocessing")(inputs)
         rates = iter(drop_path_rates(drop_path_rate, spec.depths))
-        pyramid, stride = {}, 1
+        pyramid, stride, nominal = {}, 1, 1
         for i, (hidden, depth) in enumerate(zip(spec.hidden_sizes, spec.depths)):
-            x = patch_embedding(x, hidden, PATCH_SIZES[i], STRIDES[i], name=f"stage{i}_patch")
+            step = STRIDES[i]
+            nominal *= step
+            dilation = nominal // output_stride if nominal > output_stride else 1  # SMP's make_dilated
+            x = patch_embedding(x, hidden, PATCH_SIZES[i], step, name=f"stage{i}_patch", dilation=dilation)
             for j in range(depth):
-                x = transformer_block(x, hidden, NUM_HEADS[i], SR_RATIOS[i], next(rates), name=f"stage{i}_block{j}")
-            x = _layer_norm(f"stage{i}_norm")(x)
-            stride *= STRIDES[i]
-            pyramid[level_key(stride)] = x
+                x = transformer_block(x, hidden, NUM_HEADS[i], SR_RATIOS[i], next(rates), name=f"stage{i}_block{j}",
+                                      epsilon=layer_norm_epsilon, dilation=dilation)  # fmt: skip
+            x = _layer_norm(f"stage{i}_norm", layer_norm_epsilon)(x)
+            stride *= step if dilation == 1 else 1
+            key = level_key(stride)
+            if key in pyramid:  # a dilated stage takes over the level; the earlier one stays as C<k> (as ResNetEncoder)
+                pyramid[f"C{i + 1}"] = pyramid[key]
+            pyramid[key] = x
         kwargs.setdefault("name", naming.unique(f"mit_{variant}_encoder"))
         super().__init__(inputs, pyramid, **kwargs)
         self.variant = variant
         self.in_channels = in_channels
         self.drop_path_rate = float(drop_path_rate)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.output_stride = int(output_stride)
 
     @classmethod
     def from_huggingface(cls, path, config=None, **kwargs):
@@ -264,7 +304,7 @@ class MiTEncoder(Encoder):
         The variant and input channels come from the checkpoint. A SegFormer checkpoint with a
         decode head goes to :meth:`keras_seg.models.SegFormer.from_huggingface` instead.
         """
-        from keras_seg.models import huggingface
+        from keras_seg.convert import huggingface
 
         checkpoint = huggingface.read_checkpoint(path, config)
         spec = huggingface.segformer_config(checkpoint)
@@ -275,7 +315,8 @@ class MiTEncoder(Encoder):
 
     def get_config(self):
         config = super().get_config()
-        config.update(variant=self.variant, in_channels=self.in_channels, drop_path_rate=self.drop_path_rate)
+        config.update(variant=self.variant, in_channels=self.in_channels, drop_path_rate=self.drop_path_rate,
+                      layer_norm_epsilon=self.layer_norm_epsilon, output_stride=self.output_stride)  # fmt: skip
         return config
 
 
@@ -289,9 +330,11 @@ def mit_encoder(name, weights=None, in_channels=3, output_stride=None, drop_path
     variant = MIT_ENCODERS[name]
     if output_stride not in (None, 32):
         raise ValueError(
-            f"output_stride={output_stride!r} is not possible with the Mix Transformer encoder {name!r}: its patch "
-            "embeddings cannot be turned into dilations, so its deepest feature always has stride 32. Pass "
-            "output_stride=None (or 32); DeepLab then uses atrous rates (3, 6, 9)."
+            f"output_stride={output_stride!r} is not offered for the Mix Transformer encoder {name!r} by name: a "
+            "transformer's patch embeddings are not meant to become dilations, so its deepest feature has stride "
+            "32. Pass output_stride=None (or 32); DeepLab then uses atrous rates (3, 6, 9). To reproduce "
+            "segmentation_models.pytorch's dilated MiT, pass encoder=keras_seg.encoders.MiTEncoder("
+            f"'{variant}', output_stride={output_stride!r}, layer_norm_epsilon=1e-6)."
         )
     if weights == "imagenet":
         raise ValueError(
@@ -313,7 +356,7 @@ def mit_encoder(name, weights=None, in_channels=3, output_stride=None, drop_path
     if str(weights).endswith(".weights.h5"):
         encoder.load_weights(weights)
         return encoder
-    from keras_seg.models import huggingface
+    from keras_seg.convert import huggingface
 
     checkpoint = huggingface.read_checkpoint(weights)
     found = huggingface.segformer_config(checkpoint)["variant"]

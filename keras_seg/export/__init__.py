@@ -12,8 +12,10 @@ in any of the three formats. Importing this package does not import TensorFlow.
 """
 
 from keras_seg.export.api import export
+from keras_seg.export.mediapipe_runner import SegmenterResult, mediapipe_segment
 from keras_seg.export.metadata import read_metadata
 from keras_seg.export.options import DEFAULT_OPSET, FORMATS, INPUT_DTYPES, OUTPUTS, QUANTIZE
 from keras_seg.export.report import ExportReport
 
-__all__ = ["DEFAULT_OPSET", "ExportReport", "FORMATS", "INPUT_DTYPES", "OUTPUTS", "QUANTIZE", "export", "read_metadata"]
+__all__ = ["DEFAULT_OPSET", "ExportReport", "FORMATS", "INPUT_DTYPES", "OUTPUTS", "QUANTIZE", "SegmenterResult", "export",
+           "mediapipe_segment", "read_metadata"]  # fmt: skip

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -21,7 +22,7 @@ ERRORS = {e.__name__: e for e in (ValueError, TypeError, FileNotFoundError, File
 
 def export(model, path, format=None, input_size=None, batch_size=None, output=None, quantize=None,
            representative_data=None, input_dtype="float32", class_names=None, verify=True, verify_data=None,
-           opset=None, *, num_calibration=D.DEFAULT_NUM_CALIBRATION, num_verify=D.DEFAULT_NUM_VERIFY,
+           opset=None, *, mediapipe=None, num_calibration=D.DEFAULT_NUM_CALIBRATION, num_verify=D.DEFAULT_NUM_VERIFY,
            latency_runs=10, quiet=False):  # fmt: skip
     """Export a segmentation model to a SavedModel, a TFLite or an ONNX file, and check it in its runtime.
 
@@ -60,6 +61,12 @@ def export(model, path, format=None, input_size=None, batch_size=None, output=No
             (the first ``num_verify`` (32)); default: 4 deterministic images of keras_seg's synthetic
             ``shapes`` test split at the input size (128 x 128 for any-size artifacts).
         opset: the ONNX opset (default 17: onnxruntime 1.17 and later run it).
+        mediapipe: TFLite only. ``None`` (default): write MediaPipe's ImageSegmenter metadata
+            (RGB input with a normalisation that feeds the raw pixels, the class names as the
+            output's label file, the activation MediaPipe applies: SOFTMAX / SIGMOID to logits,
+            NONE to probabilities) whenever the model allows it: 3 input channels and a logits or
+            probabilities output; otherwise a warning says why not. ``True``: the same, and an
+            error when it cannot be written. ``False``: keras_seg's own metadata only.
         latency_runs: timed runs (after two warm-up runs) whose median gives the latency.
 
     Returns:
@@ -73,7 +80,7 @@ def export(model, path, format=None, input_size=None, batch_size=None, output=No
     """
     options = O.check(path, format, output, quantize, input_dtype, input_size, batch_size, class_names, verify,
                       opset, num_calibration, num_verify, latency_runs, quiet,
-                      has_representative=representative_data is not None)  # fmt: skip
+                      has_representative=representative_data is not None, mediapipe=mediapipe)  # fmt: skip
     model_path = None
     if isinstance(model, (str, os.PathLike)):
         from keras_seg.utils.modelfile import load_model
@@ -85,6 +92,8 @@ def export(model, path, format=None, input_size=None, batch_size=None, output=No
     if options.class_names is None:
         options.class_names = _class_names(model, model_path)
     facts = O.facts_for(model, options)
+    for message in facts.warnings:
+        warnings.warn(message, stacklevel=2)
     calibration = None
     if options.quantize == "int8":
         calibration = D.collect(representative_data, "representative_data", options.num_calibration, facts.size,

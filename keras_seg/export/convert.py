@@ -29,10 +29,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_seg.export import gpu_delegate
 from keras_seg.export import metadata as M
+from keras_seg.export import tflite_metadata
 from keras_seg.export import verify as V
 from keras_seg.export.options import check_replaceable
 from keras_seg.export.report import ExportReport
+from keras_seg.layers.upsample import standard_form
 from keras_seg.utils.io import atomic_path
 
 
@@ -71,8 +74,10 @@ def export_model(model, path, facts, options, calibration=None, verification=Non
         model = _float32_model(model, notes)
     function = serving_function(model, facts)
     module = tf.Module()
-    module.captured_variables = list(function.get_concrete_function().variables)  # see the module docstring
+    with standard_form():  # traced here: the U-Net up-convolution as TRANSPOSE_CONV, not a 6-D matmul form
+        module.captured_variables = list(function.get_concrete_function().variables)  # see the module docstring
     module.serve = function
+    module.model_name = model.name
     metadata = facts.metadata()
     writer = {"saved_model": _write_saved_model, "tflite": _write_tflite, "onnx": _write_onnx}[facts.format]
     with _atomic(path, facts.format) as tmp:
@@ -82,7 +87,7 @@ def export_model(model, path, facts, options, calibration=None, verification=Non
             input_dtype=facts.input_dtype, input_shape=facts.input_shape, output_shape=facts.output_shape,
             output_dtype=facts.output_dtype, num_classes=facts.num_classes, class_names=facts.class_names,
             file_size=V.directory_size(tmp), keras_weights_size=_weights_size(model),
-            seconds=round(time.time() - start, 2), notes=notes, **extra,
+            seconds=round(time.time() - start, 2), notes=notes + list(facts.warnings), **extra,
         )  # fmt: skip
         if verification is not None:
             run = V.runner(tmp, facts.format, facts.output)
@@ -121,6 +126,7 @@ def _write_saved_model(directory, module, function, facts, metadata, calibration
 
 
 def _write_tflite(path, module, function, facts, metadata, calibration, options, notes):
+    module_name = getattr(module, "model_name", "keras_seg segmenter")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], module)
     if facts.quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -148,10 +154,17 @@ def _write_tflite(path, module, function, facts, metadata, calibration, options,
     if facts.input_dtype == "uint8" and quantization and tuple(quantization) != (1.0, 0):
         notes.append(f"the uint8 input is quantized with scale {quantization[0]:.6g} and zero point "
                      f"{quantization[1]}: feed round(pixel / scale + zero point), not raw pixels")  # fmt: skip
-    metadata = dict(metadata, input_quantization=quantization, fully_integer=fully_integer)
+    num_ops, gpu_issues = gpu_delegate.check(content, quantized=facts.quantize == "int8")
+    metadata = dict(metadata, input_quantization=quantization, fully_integer=fully_integer, mediapipe=facts.mediapipe,
+                    gpu_delegate=gpu_delegate.summary(num_ops, gpu_issues))  # fmt: skip
+    content = M.add_to_tflite(content, metadata)
+    if facts.mediapipe:  # last: the label file is appended after the flatbuffer
+        content = tflite_metadata.add_to_tflite(content, facts, module_name)
     with open(path, "wb") as f:
-        f.write(M.add_to_tflite(content, metadata))
-    return {"fully_integer": fully_integer, "float_ops": float_ops, "input_quantization": quantization}
+        f.write(content)
+    return {"fully_integer": fully_integer, "float_ops": float_ops, "input_quantization": quantization,
+            "gpu_compatible": not gpu_issues, "gpu_issues": gpu_issues, "num_ops": num_ops,
+            "mediapipe": facts.mediapipe}  # fmt: skip
 
 
 def _calibration_batches(images, facts):

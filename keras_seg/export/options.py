@@ -35,6 +35,7 @@ class Options:
     num_verify: int
     latency_runs: int
     quiet: bool
+    mediapipe: bool | None = None  # TFLite: MediaPipe ImageSegmenter metadata (None: when the model allows it)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -48,7 +49,7 @@ class Options:
 
 
 def check(path, format, output, quantize, input_dtype, input_size, batch_size, class_names, verify, opset,
-          num_calibration, num_verify, latency_runs, quiet, has_representative):  # fmt: skip
+          num_calibration, num_verify, latency_runs, quiet, has_representative, mediapipe=None):  # fmt: skip
     """Validated :class:`Options` for ``path``; raises ValueError / FileNotFoundError naming the fix."""
     path = os.fspath(path)
     format = _format(path, format)
@@ -82,11 +83,16 @@ def check(path, format, output, quantize, input_dtype, input_size, batch_size, c
         if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
             raise ValueError(f"class_names={class_names!r} must be a list of strings, index 0 first.")
         class_names = list(class_names)
+    if mediapipe not in (None, True, False):
+        raise ValueError(f"mediapipe={mediapipe!r} must be None (when the model allows it), True or False.")
+    if mediapipe and format != "tflite":
+        raise ValueError(f"mediapipe=True writes MediaPipe's TFLite metadata; format={format!r} has none. Export to "
+                         "a .tflite file, or leave mediapipe=None.")  # fmt: skip
     _check_target(path, format)
     _check_dependencies(format, quantize, verify)
     return Options(format, output, quantize, input_dtype, input_size, batch_size and int(batch_size), class_names,
                    bool(verify), int(opset or DEFAULT_OPSET), int(num_calibration), int(num_verify), int(latency_runs),
-                   bool(quiet))  # fmt: skip
+                   bool(quiet), mediapipe)  # fmt: skip
 
 
 def _format(path, format):
@@ -197,6 +203,24 @@ class Facts:
     class_names: list | None
     model_activation: str | None  # the model's own final activation, if it has one
     output_dtype: str
+    mediapipe: bool = False  # TFLite: the MediaPipe ImageSegmenter metadata is written
+    warnings: list = dataclasses.field(default_factory=list)  # what the user should hear about this artifact
+
+    @property
+    def segmenter_activation(self):
+        """What MediaPipe applies to the output: SOFTMAX / SIGMOID to logits, NONE to probabilities."""
+        if self.output != "logits":
+            return "NONE"
+        return "SIGMOID" if self.num_classes == 1 else "SOFTMAX"
+
+    @property
+    def label_file_names(self):
+        """One name per output channel for the TENSOR_AXIS_LABELS file (a sigmoid channel is the foreground)."""
+        if not self.class_names:
+            return None
+        if self.num_classes == 1 and len(self.class_names) == 2:
+            return self.class_names[1:]
+        return self.class_names
 
     @property
     def input_shape(self):
@@ -271,5 +295,41 @@ def facts_for(model, options):
         raise ValueError(f"class_names has {len(names)} names but the model predicts {num_classes} classes; "
                          "give one name per class (for one sigmoid channel, 1 or 2 names).")  # fmt: skip
     label_dtype = "uint8" if num_classes <= 256 else "int32"
+    mediapipe, warnings = _mediapipe(options, int(in_shape[-1]), num_classes, output)
     return Facts(options.format, output, options.quantize, options.input_dtype, size, batch, int(in_shape[-1]),
-                 num_classes, names, activation, label_dtype if output == "labels" else "float32")  # fmt: skip
+                 num_classes, names, activation, label_dtype if output == "labels" else "float32", mediapipe,
+                 warnings)  # fmt: skip
+
+
+def _mediapipe(options, channels, num_classes, output):
+    """``(write MediaPipe metadata?, warnings)`` for a TFLite export; errors when ``mediapipe=True`` cannot be."""
+    if options.format != "tflite":
+        return False, []
+    from keras_seg.export.tflite_metadata import MAX_CATEGORY_CLASSES
+
+    warnings = []
+    if output == "labels":
+        warnings.append(
+            "output='labels' is a label map for callers that run the LiteRT interpreter themselves: MediaPipe's "
+            "ImageSegmenter and the LiteRT GPU delegate (no ARG_MAX kernel) cannot use it. For a phone, export "
+            "the default logits (or probabilities): MediaPipe computes the category mask itself."
+        )
+    if options.mediapipe is False:  # asked for none: nothing more to say about MediaPipe
+        return False, warnings
+    if channels != 3:
+        message = (f"the model takes {channels} input channel(s), and MediaPipe's ImageSegmenter feeds RGB images "
+                   "(3 channels)")  # fmt: skip
+        if options.mediapipe:
+            raise ValueError(f"mediapipe=True: {message}; export with mediapipe=False (--no-mediapipe) for the LiteRT "
+                             "interpreter.")  # fmt: skip
+        warnings.append(f"no MediaPipe metadata: {message}; the file is for the LiteRT interpreter")
+        return False, warnings
+    if output == "labels":
+        if options.mediapipe:
+            raise ValueError("mediapipe=True with output='labels': MediaPipe's ImageSegmenter reads a label map as "
+                             "an image and answers garbage. Export logits or probabilities for it.")  # fmt: skip
+        return False, warnings
+    if num_classes > MAX_CATEGORY_CLASSES:
+        warnings.append(f"the model predicts {num_classes} classes and MediaPipe's category mask is uint8: it can name "
+                        f"only {MAX_CATEGORY_CLASSES} classes; use its confidence masks")  # fmt: skip
+    return options.mediapipe is not False, warnings

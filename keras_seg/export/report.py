@@ -26,6 +26,12 @@ class ExportReport:
       the model's float32 weights, for scale.
     - ``fully_integer`` (TFLite): no op computes in float (the quantize / dequantize at the
       edges aside); ``float_ops`` lists those that do.
+    - ``gpu_compatible`` (TFLite): every one of the ``num_ops`` ops runs on the LiteRT GPU
+      delegate, checked against the delegate's op list, op versions, rank limit (4) and types
+      (:mod:`keras_seg.export.gpu_delegate`); ``gpu_issues`` names each op that would fall back
+      to the CPU and why.
+    - ``mediapipe`` (TFLite): the file carries MediaPipe's ImageSegmenter metadata (input
+      normalisation, the class-name file, the activation), so ``ImageSegmenter`` runs it as is.
     """
 
     path: str
@@ -45,6 +51,10 @@ class ExportReport:
     fully_integer: bool | None = None
     float_ops: list = dataclasses.field(default_factory=list)
     input_quantization: list | None = None  # TFLite (scale, zero point) of a quantized input
+    num_ops: int | None = None  # TFLite
+    gpu_compatible: bool | None = None  # TFLite
+    gpu_issues: list = dataclasses.field(default_factory=list)
+    mediapipe: bool | None = None  # TFLite
     verified: bool = False
     runtime: str | None = None
     num_images: int = 0
@@ -88,6 +98,13 @@ class ExportReport:
             ops = f" (float ops: {', '.join(self.float_ops)})" if self.float_ops else ""
             fully = "yes" if self.fully_integer else "no" + ops
             rows.append(("fully integer", fully))
+        if self.gpu_compatible is not None:
+            from keras_seg.export.gpu_delegate import summary
+
+            rows.append(("GPU delegate", summary(self.num_ops, self.gpu_issues)))
+        if self.mediapipe is not None:
+            rows.append(("MediaPipe", "ImageSegmenter metadata written (labels, normalisation, activation)"
+                         if self.mediapipe else "no metadata (see the notes)"))  # fmt: skip
         rows.append(("converted in", f"{self.seconds:.1f} s ({self.converted_by})"))
         if self.verified:
             rows.append(("runtime", self.runtime))

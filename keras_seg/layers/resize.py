@@ -4,45 +4,115 @@ Decoders upsample coarse features and fuse them with finer ones; for input sizes
 that are not multiples of the encoder's stride (97x61, say) the two differ by a
 pixel or so. ``ResizeLike`` resizes ``x`` to ``reference``'s height and width
 whatever they are, so a model built with ``input_shape=(None, None, 3)`` takes
-any size and always returns logits at the input's H x W.
+any size and always returns logits at the input's H x W. ``Upsample`` scales by an
+integer factor.
+
+Three coordinate conventions, named as ONNX's ``Resize`` names them, so that a network
+computes what its PyTorch original computes:
+
+- ``"half_pixel"`` (default): pixel centres at ``i + 0.5``; PyTorch's bilinear with
+  ``align_corners=False``; for nearest, Keras' own (TensorFlow's ``half_pixel_centers``).
+- ``"align_corners"`` (bilinear): the corner pixels of input and output coincide,
+  ``src = dst * (in - 1) / (out - 1)``; PyTorch's ``align_corners=True``, which
+  segmentation_models.pytorch uses in most of its decoders and heads.
+- ``"asymmetric"`` (nearest): ``src = floor(dst * in / out)``, PyTorch's default
+  ``mode="nearest"`` (the U-Net decoders); the same pixels as ``"half_pixel"`` for an
+  integer upscale, different for other ratios.
+
+On TensorFlow each is one native resize op (so an export is one ``RESIZE_BILINEAR`` /
+``RESIZE_NEAREST_NEIGHBOR`` in TFLite, one ``Resize`` in ONNX); on JAX and PyTorch
+``"align_corners"`` and ``"asymmetric"`` gather the source rows and columns (``keras.ops``).
 """
 
 import keras
 from keras import ops
 
 INTERPOLATIONS = ("bilinear", "nearest")
+COORDINATES = ("half_pixel", "align_corners", "asymmetric")
+
+
+def check_resize(interpolation, coordinates):
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation={interpolation!r} is not supported; expected one of {INTERPOLATIONS}.")
+    if coordinates not in COORDINATES:
+        raise ValueError(f"coordinates={coordinates!r} is not supported; expected one of {COORDINATES}.")
+    if (interpolation, coordinates) in (("nearest", "align_corners"), ("bilinear", "asymmetric")):
+        raise ValueError(f"coordinates={coordinates!r} goes with "
+                         f"{'bilinear' if coordinates == 'align_corners' else 'nearest'} interpolation, not {interpolation!r}.")  # fmt: skip
+
+
+def resize(x, size, interpolation="bilinear", coordinates="half_pixel"):
+    """``x`` (B, H, W, C) resized to ``size`` (H', W'): Python ints, or tensors in a TensorFlow graph."""
+    static = all(isinstance(d, int) for d in size)
+    if static and tuple(x.shape[1:3]) == tuple(size):
+        return x
+    if keras.backend.backend() == "tensorflow":
+        return _resize_tensorflow(x, size, interpolation, coordinates)
+    if coordinates == "half_pixel":
+        return ops.image.resize(x, size, interpolation=interpolation)
+    shape = ops.shape(x)
+    if interpolation == "nearest":  # asymmetric: src = floor(dst * in / out)
+        x = ops.take(x, _floor_index(shape[1], size[0]), axis=1)
+        return ops.take(x, _floor_index(shape[2], size[1]), axis=2)
+    x = _lerp_axis(x, shape[1], size[0], axis=1)
+    return _lerp_axis(x, shape[2], size[1], axis=2)
+
+
+def _resize_tensorflow(x, size, interpolation, coordinates):
+    import tensorflow as tf
+
+    if coordinates == "half_pixel":
+        method = "bilinear" if interpolation == "bilinear" else "nearest"
+        return tf.cast(tf.image.resize(x, size, method=method), x.dtype)
+    size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
+    if interpolation == "nearest":
+        y = tf.raw_ops.ResizeNearestNeighbor(images=x, size=size, align_corners=False, half_pixel_centers=False)
+    else:
+        y = tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
+    return tf.cast(y, x.dtype)
+
+
+def _floor_index(length, target):
+    scale = ops.cast(length, "float32") / ops.cast(target, "float32")
+    index = ops.floor(ops.cast(ops.arange(target), "float32") * scale)
+    return ops.minimum(ops.cast(index, "int32"), ops.cast(length, "int32") - 1)
+
+
+def _lerp_axis(x, length, target, axis):
+    """Align-corners linear interpolation of ``x`` along ``axis`` from ``length`` to ``target`` samples."""
+    length_f = ops.cast(length, "float32")
+    scale = (length_f - 1.0) / ops.maximum(ops.cast(target, "float32") - 1.0, 1.0)
+    src = ops.cast(ops.arange(target), "float32") * scale
+    low = ops.minimum(ops.cast(ops.floor(src), "int32"), ops.cast(length, "int32") - 1)
+    high = ops.minimum(low + 1, ops.cast(length, "int32") - 1)
+    weight = ops.cast(src - ops.cast(low, "float32"), x.dtype)
+    shape = [1, 1, 1, 1]
+    shape[axis] = -1
+    weight = ops.reshape(weight, shape)
+    return ops.take(x, low, axis=axis) * (1 - weight) + ops.take(x, high, axis=axis) * weight
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
 class ResizeLike(keras.layers.Layer):
-    """``ResizeLike(interpolation)([x, reference])``: ``x`` resized to ``reference``'s H x W.
+    """``ResizeLike(interpolation, coordinates)([x, reference])``: ``x`` resized to ``reference``'s H x W.
 
     Channels-last. When both sizes are known statically and equal, ``x`` is
-    returned unchanged (no resize op in the graph). Bilinear uses half-pixel
-    centres without antialiasing (``align_corners=False`` in PyTorch terms) on
-    every backend.
+    returned unchanged (no resize op in the graph). ``coordinates``: see the module
+    (``"half_pixel"``, PyTorch's ``align_corners=False``, by default).
     """
 
-    def __init__(self, interpolation="bilinear", **kwargs):
+    def __init__(self, interpolation="bilinear", coordinates="half_pixel", **kwargs):
         super().__init__(**kwargs)
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation={interpolation!r} is not supported; expected one of {INTERPOLATIONS}.")
+        check_resize(interpolation, coordinates)
         self.interpolation = interpolation
+        self.coordinates = coordinates
 
     def call(self, inputs):
         x, reference = inputs
         static_x, static_ref = tuple(x.shape[1:3]), tuple(reference.shape[1:3])
         if None not in static_x and static_x == static_ref:
             return x
-        size = ops.shape(reference)[1:3]
-        if all(isinstance(d, int) for d in size):
-            return ops.image.resize(x, size, interpolation=self.interpolation)
-        # TensorFlow graph with an unknown H or W: keras.ops.image.resize wants Python
-        # ints, tf.image.resize takes the size as a tensor (same kernels as Keras uses).
-        import tensorflow as tf
-
-        method = "bilinear" if self.interpolation == "bilinear" else "nearest"
-        return tf.cast(tf.image.resize(x, size, method=method), x.dtype)
+        return resize(x, ops.shape(reference)[1:3], self.interpolation, self.coordinates)
 
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape
@@ -50,5 +120,45 @@ class ResizeLike(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["interpolation"] = self.interpolation
+        config.update(interpolation=self.interpolation, coordinates=self.coordinates)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class Upsample(keras.layers.Layer):
+    """``Upsample(scale, interpolation, coordinates)(x)``: ``x`` resized to ``scale`` times its H x W.
+
+    Unlike ``keras.layers.UpSampling2D``, whose nearest mode is a repeat (a 5-D reshape and a
+    tile once exported, which the LiteRT GPU delegate cannot run), this is one resize op
+    (``RESIZE_NEAREST_NEIGHBOR`` / ``RESIZE_BILINEAR`` in TFLite, ``Resize`` in ONNX); for an
+    integer ``scale`` nearest-neighbour gives the same pixels as the repeat. PyTorch's
+    ``F.interpolate(x, scale_factor=s, ...)`` and ``nn.Upsample``, with ``coordinates`` as
+    its ``align_corners``.
+    """
+
+    def __init__(self, scale=2, interpolation="nearest", coordinates="half_pixel", **kwargs):
+        super().__init__(**kwargs)
+        check_resize(interpolation, coordinates)
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale={scale!r} must be a positive int.")
+        self.scale = scale
+        self.interpolation = interpolation
+        self.coordinates = coordinates
+
+    def call(self, x):
+        if self.scale == 1:
+            return x
+        height, width = x.shape[1:3]
+        if height is None or width is None:
+            shape = ops.shape(x)
+            height, width = shape[1], shape[2]
+        return resize(x, (height * self.scale, width * self.scale), self.interpolation, self.coordinates)
+
+    def compute_output_shape(self, input_shape):
+        scaled = [None if d is None else d * self.scale for d in input_shape[1:3]]
+        return (input_shape[0], *scaled, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale=self.scale, interpolation=self.interpolation, coordinates=self.coordinates)
         return config

@@ -9,8 +9,28 @@ transposed convolution's gradient very slowly (measured: a 64-channel 128x128 la
 form is fast on every backend and gives the same numbers.
 """
 
+import contextlib
+
 import keras
 from keras import ops
+
+_standard_form = [0]  # > 0 inside standard_form(): trace the generic transposed convolution
+
+
+@contextlib.contextmanager
+def standard_form():
+    """Within this block, :class:`Conv2DTranspose` is traced as the generic transposed convolution.
+
+    Export uses it: the matmul form is six-dimensional (a reshape to ``(B, H, W, 2, 2, O)`` and a
+    transpose of six axes), which the LiteRT GPU delegate cannot run, while the standard form
+    becomes one ``TRANSPOSE_CONV`` in TFLite and one ``ConvTranspose`` in ONNX. Same weights,
+    same numbers (``tests/test_layers.py``); training keeps the fast form.
+    """
+    _standard_form[0] += 1
+    try:
+        yield
+    finally:
+        _standard_form[0] -= 1
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
@@ -27,7 +47,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     def _as_matmul(self):
         return (
-            tuple(self.kernel_size) == tuple(self.strides)
+            not _standard_form[0]
+            and tuple(self.kernel_size) == tuple(self.strides)
             and self.padding == "valid"
             and self.data_format == "channels_last"
             and tuple(self.dilation_rate) == (1, 1)
@@ -52,3 +73,22 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         if self.activation is not None:
             y = self.activation(y)
         return y
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class ReLUAfterTransposeConv(keras.layers.Layer):
+    """``max(x, 0)``; in the export form (:func:`standard_form`) written ``x - min(x, 0)``, the same numbers.
+
+    TFLite fuses a ReLU that follows a ``TRANSPOSE_CONV`` into it, which makes the op version 4,
+    and the LiteRT GPU delegate runs ``TRANSPOSE_CONV`` up to version 3: the whole up-sampling would
+    fall back to the CPU. ``x - min(x, 0)`` (a ``MINIMUM`` and a ``SUB``, both GPU ops) is not
+    fused. Training and inference in Keras use the plain ReLU.
+    """
+
+    def call(self, x):
+        if _standard_form[0]:
+            return x - ops.minimum(x, ops.cast(0, x.dtype))
+        return ops.relu(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -143,13 +143,14 @@ def _region_setup(y_true, y_pred, sample_weight, from_logits, ignore_index, mode
 
 
 def tversky_index(tp, fp, fn, alpha, beta, smooth):
-    """``(2TP + s) / (2TP + 2a FP + 2b FN + s)``; 1 where TP+FP+FN == 0.
+    """``(TP + s) / (TP + a FP + b FN + s)`` (Salehi et al. 2017; MONAI's, SMP's and the seed's form); 1 where
+    TP+FP+FN == 0.
 
-    Written in the Dice-scaled form so that ``alpha = beta = 0.5`` is exactly the
-    Dice score ``(2TP + s) / (2TP + FP + FN + s)`` with the same ``smooth``.
+    With ``alpha = beta = 0.5`` it is the Dice score ``(2TP + 2s) / (2TP + FP + FN + 2s)``: Dice's
+    with twice the smoothing (:func:`dice` passes ``smooth / 2``); with ``smooth = 0`` the two are equal.
     """
-    num = 2.0 * tp + smooth
-    den = 2.0 * tp + 2.0 * alpha * fp + 2.0 * beta * fn + smooth
+    num = tp + smooth
+    den = tp + alpha * fp + beta * fn + smooth
     score = num / ops.maximum(den, _EPS)
     return ops.where(tp + fp + fn > 0, score, 1.0)
 
@@ -326,7 +327,8 @@ def dice(
 ):
     """Soft Dice loss ``mean_k w_k (1 - (2TP + s) / (2TP + FP + FN + s))``.
 
-    Equal to :func:`tversky` with ``alpha = beta = 0.5`` (same code path).
+    :func:`tversky` with ``alpha = beta = 0.5`` and ``smooth / 2`` (same code path): the Tversky
+    index then is ``(TP + s/2) / (TP + FP/2 + FN/2 + s/2)``, the Dice score with smoothing ``s``.
     """
     return tversky(
         y_true,
@@ -337,7 +339,7 @@ def dice(
         alpha=0.5,
         beta=0.5,
         gamma=1.0,
-        smooth=smooth,
+        smooth=smooth / 2.0,
         class_weights=class_weights,
         per_image=per_image,
         ignore_empty_classes=ignore_empty_classes,

@@ -437,12 +437,14 @@ class JaccardLoss(_RegionLoss):
 
 @_register
 class TverskyLoss(_RegionLoss):
-    """Tversky loss ``1 - TI`` per class, ``TI = (2TP + s) / (2TP + 2 alpha FP + 2 beta FN + s)``.
+    """Tversky loss ``1 - TI`` per class, ``TI = (TP + s) / (TP + alpha FP + beta FN + s)``.
 
-    ``alpha`` weighs false positives, ``beta`` false negatives. The index is
-    written in Dice-scaled form so that ``alpha = beta = 0.5`` equals
-    :class:`DiceLoss` with the same ``smooth`` exactly; it equals the usual
-    ``(TP + s') / (TP + alpha FP + beta FN + s')`` with ``s' = smooth / 2``.
+    ``alpha`` weighs false positives, ``beta`` false negatives; the form of Salehi et al. 2017,
+    MONAI's ``TverskyLoss`` and segmentation_models.pytorch's. ``alpha = beta = 0.5`` is the
+    Dice loss with twice the smoothing: ``TverskyLoss(0.5, 0.5, smooth=s)`` equals
+    ``DiceLoss(smooth=2 * s)``, and with ``smooth=0`` the two are equal. (keras_seg 0.1 wrote the
+    index in a Dice-scaled form, ``(2TP + s) / (2TP + 2 alpha FP + 2 beta FN + s)``, which is this
+    one with half the smoothing.)
     """
 
     __doc__ += _REGION_DOC

@@ -5,7 +5,7 @@ import keras
 from keras_seg.encoders import level_key, pyramid_channels
 from keras_seg.layers.blocks import conv_bn_act
 from keras_seg.layers.resize import ResizeLike
-from keras_seg.models.segmenter import Segmenter, check_num_classes
+from keras_seg.models.segmenter import Segmenter
 
 VARIANTS = {"32s": (), "16s": (16,), "8s": (16, 8)}
 
@@ -46,11 +46,14 @@ class FCN(Segmenter):
         activation=None,
         **kwargs,
     ):
-        num_classes = check_num_classes(num_classes)
         if variant not in VARIANTS:
             raise ValueError(f"variant={variant!r} is not an FCN variant; expected one of {sorted(VARIANTS)}.")
-        inputs, enc, features = self.build_encoder(encoder, encoder_weights, input_shape, output_stride)
-        deepest = list(pyramid_channels(enc))[-1]
+        super().__init__(num_classes=num_classes, encoder=encoder, encoder_weights=encoder_weights,
+                         input_shape=input_shape, output_stride=output_stride, activation=activation, variant=variant,
+                         head_channels=head_channels, dropout=dropout, **kwargs)  # fmt: skip
+
+    def decoder(self, features, *, num_classes, encoder, variant, head_channels, dropout):
+        deepest = list(pyramid_channels(encoder))[-1]
         x = conv_bn_act(features[deepest], head_channels, 3, name="fcn_head")
         if dropout:
             x = keras.layers.Dropout(dropout, name="fcn_head_dropout")(x)
@@ -62,25 +65,4 @@ class FCN(Segmenter):
             skip = keras.layers.Conv2D(num_classes, 1, name=f"score_{key}")(features[key])
             x = ResizeLike("bilinear", name=f"up_to_{key}")([x, skip])
             x = keras.layers.Add(name=f"fuse_{key}")([x, skip])
-        logits = self.finish(x, inputs, activation)
-        super().__init__(
-            inputs,
-            logits,
-            encoder=enc,
-            num_classes=num_classes,
-            encoder_weights=encoder_weights,
-            input_shape=input_shape,
-            activation=activation,
-            **kwargs,
-        )
-        self.variant = variant
-        self.output_stride = output_stride
-        self.head_channels = head_channels
-        self.dropout = dropout
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            variant=self.variant, output_stride=self.output_stride, head_channels=self.head_channels, dropout=self.dropout
-        )
-        return config
+        return x

@@ -6,7 +6,7 @@ from keras_seg.encoders import level_stride, pyramid_channels
 from keras_seg.encoders.mit import MIT_ENCODERS, MiTEncoder, check_variant, mit_encoder
 from keras_seg.layers.blocks import conv_bn_act
 from keras_seg.layers.resize import ResizeLike
-from keras_seg.models.segmenter import Segmenter, check_input_shape, check_num_classes
+from keras_seg.models.segmenter import Segmenter
 
 # The decoder width of the paper (and of the Hugging Face configs) per MiT variant.
 DECODER_CHANNELS = {"b0": 256, "b1": 256, "b2": 768, "b3": 768, "b4": 768, "b5": 768}
@@ -37,6 +37,10 @@ class SegFormer(Segmenter):
         dropout: before the classifier (0.1 in the paper).
         drop_path_rate: stochastic depth of the MiT's last block, when this model builds the MiT.
         activation: ``None`` (logits), ``"softmax"`` or ``"sigmoid"``.
+        upsampling: ``None``: the stride-4 scores are resized to the input (half-pixel bilinear,
+            as Hugging Face); ``4``: upsampled x4 with ``align_corners=True`` first, as
+            segmentation_models.pytorch's ``Segformer`` head (the two agree in the argmax, not
+            to the last digit; ``keras_seg.models.from_smp`` sets it).
     """
 
     def __init__(
@@ -50,41 +54,40 @@ class SegFormer(Segmenter):
         dropout=0.1,
         drop_path_rate=0.1,
         activation=None,
+        upsampling=None,
         **kwargs,
     ):
-        num_classes = check_num_classes(num_classes)
         check_variant(variant)
-        from_variant = encoder is None
-        if from_variant:
+        if upsampling not in (None, 4):
+            raise ValueError(f"upsampling={upsampling!r} must be None (resize to the input, as Hugging Face) or 4 "
+                             "(segmentation_models.pytorch's Segformer head).")  # fmt: skip
+        super().__init__(num_classes=num_classes, encoder=encoder, encoder_weights=encoder_weights,
+                         input_shape=input_shape, activation=activation, variant=variant,
+                         decoder_channels=decoder_channels, dropout=dropout, drop_path_rate=drop_path_rate,
+                         upsampling=upsampling, **kwargs)  # fmt: skip
+
+    @property
+    def from_variant(self):
+        """True when the encoder is the ``variant``'s MiT, built by this model (and rebuilt from its config)."""
+        return self.builds_own_encoder
+
+    def make_encoder(self, encoder, encoder_weights, input_shape, output_stride, encoder_depth=5, *, variant, drop_path_rate,
+                     **options):
+        if encoder is None:
             encoder = f"mit_{variant}"
-        weights = encoder_weights
-        if isinstance(encoder, str) and encoder in MIT_ENCODERS:
-            in_channels = check_input_shape(input_shape)[-1]
-            encoder = mit_encoder(encoder, encoder_weights, in_channels, drop_path_rate=drop_path_rate)
-            weights = None  # loaded
-        inputs, enc, features = self.build_encoder(encoder, weights, input_shape, None)
+        if isinstance(encoder, str) and encoder in MIT_ENCODERS:  # this model's stochastic depth
+            return mit_encoder(encoder, encoder_weights, input_shape[-1], drop_path_rate=drop_path_rate)
+        return super().make_encoder(encoder, encoder_weights, input_shape, output_stride, encoder_depth)
+
+    def decoder(self, features, *, num_classes, encoder, variant, decoder_channels, dropout, drop_path_rate,
+                upsampling=None):  # fmt: skip
         if decoder_channels is None:
-            decoder_channels = DECODER_CHANNELS[enc.variant if isinstance(enc, MiTEncoder) else variant]
+            decoder_channels = DECODER_CHANNELS[encoder.variant if isinstance(encoder, MiTEncoder) else variant]
         decoder_channels = int(decoder_channels)
-        x = self._decoder(features, [k for k in pyramid_channels(enc) if level_stride(k) >= 4], decoder_channels)
+        x = self._decoder(features, [k for k in pyramid_channels(encoder) if level_stride(k) >= 4], decoder_channels)
         if dropout:
             x = keras.layers.Dropout(dropout, name="decoder_dropout")(x)
-        logits = self.head(x, inputs, num_classes, activation, name="head")
-        super().__init__(
-            inputs,
-            logits,
-            encoder=enc,
-            num_classes=num_classes,
-            encoder_weights=encoder_weights,
-            input_shape=input_shape,
-            activation=activation,
-            **kwargs,
-        )
-        self.variant = variant
-        self.decoder_channels = decoder_channels
-        self.dropout = dropout
-        self.drop_path_rate = drop_path_rate
-        self.from_variant = from_variant
+        return self.head(x, num_classes, name="head", upsampling=upsampling or 1), {"decoder_channels": decoder_channels}
 
     @staticmethod
     def _decoder(features, keys, channels):
@@ -119,7 +122,7 @@ class SegFormer(Segmenter):
         ``num_classes`` is required. ``kwargs`` go to the constructor (``input_shape``,
         ``activation``, ``dropout``, ...; dropout and drop path default to the checkpoint's).
         """
-        from keras_seg.models import huggingface
+        from keras_seg.convert import huggingface
 
         checkpoint = huggingface.read_checkpoint(path, config)
         spec = huggingface.segformer_config(checkpoint)
@@ -141,15 +144,3 @@ class SegFormer(Segmenter):
         else:
             huggingface.load_encoder(model.encoder, checkpoint)
         return model
-
-    def get_config(self):
-        config = super().get_config()
-        if self.from_variant:
-            config["encoder"] = None  # rebuilt from variant
-        config.update(
-            variant=self.variant,
-            decoder_channels=self.decoder_channels,
-            dropout=self.dropout,
-            drop_path_rate=self.drop_path_rate,
-        )
-        return config

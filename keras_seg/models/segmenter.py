@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_seg.encoders import build_encoder, pyramid_channels
+from keras_seg.layers.blocks import segmentation_head
 from keras_seg.layers.resize import ResizeLike
 
 ACTIVATIONS = (None, "softmax", "sigmoid")
@@ -49,35 +50,90 @@ def check_input_shape(input_shape):
 class Segmenter(keras.Model):
     """Base class: a functional model ``image (B, H, W, C) in [0, 255] -> logits (B, H, W, num_classes)``.
 
-    Subclasses call :meth:`build_encoder` to get ``(inputs, encoder, features)``,
-    build their decoder on ``features``, finish with :meth:`head`, and pass the
-    result to this constructor together with their own arguments.
+    The wiring every architecture shares lives here, once: the checks of ``num_classes``,
+    ``input_shape`` and ``activation``; the encoder built from ``encoder`` /
+    ``encoder_weights`` / ``output_stride`` (:meth:`make_encoder`); its features fed to the
+    architecture's :meth:`decoder`; the class scores resized to the input and finished
+    (:meth:`finish`); every constructor argument stored under its own name and returned by
+    ``get_config``. An architecture's file holds its constructor signature and docstring, one
+    ``super().__init__(...)`` call that forwards its arguments, and its :meth:`decoder`::
+
+        class MyNet(Segmenter):
+            def __init__(self, num_classes, encoder="resnet34", encoder_weights=None,
+                         input_shape=(None, None, 3), width=64, activation=None, **kwargs):
+                super().__init__(num_classes=num_classes, encoder=encoder, encoder_weights=encoder_weights,
+                                 input_shape=input_shape, activation=activation, width=width, **kwargs)
+
+            def decoder(self, features, *, num_classes, encoder, width):
+                x = conv_bn_act(features["P5"], width, 3, name="decoder")
+                return self.head(x, num_classes)
+
+    Keyword arguments beyond the shared ones are the architecture's own options: they reach
+    :meth:`decoder` (and :meth:`make_encoder`) by name, and are stored as attributes. A decoder
+    returns the class scores at any stride, or ``(scores, resolved)`` where ``resolved`` holds
+    options it filled in (a default width, atrous rates), stored instead of the given value;
+    :meth:`make_encoder` likewise returns the encoder or ``(encoder, {"output_stride": ...})``.
     """
 
-    def __init__(self, inputs, outputs, *, encoder, num_classes, encoder_weights, input_shape, activation, **kwargs):
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.encoder = encoder
+    def __init__(self, *, num_classes, encoder, encoder_weights=None, input_shape=(None, None, 3), output_stride=None,
+                 encoder_depth=5, activation=None, name=None, trainable=True, dtype=None, **options):  # fmt: skip
+        num_classes = check_num_classes(num_classes)
+        input_shape = check_input_shape(input_shape)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is not supported; expected one of {ACTIVATIONS}.")
+        if isinstance(encoder_depth, bool) or not isinstance(encoder_depth, int) or not 1 <= encoder_depth <= 5:
+            raise ValueError(f"encoder_depth={encoder_depth!r} must be an int from 1 to 5: the number of encoder stages.")
+        enc = self.make_encoder(encoder, encoder_weights, input_shape, output_stride, encoder_depth, **options)
+        if isinstance(enc, tuple):  # (encoder, {"output_stride": the stride it was built with})
+            enc, resolved = enc
+            output_stride = resolved.get("output_stride", output_stride)
+        inputs = keras.Input(input_shape, name="image")
+        features = enc(inputs)
+        scores = self.decoder(features, num_classes=num_classes, encoder=enc, **options)
+        if isinstance(scores, tuple):
+            scores, resolved = scores
+            options = dict(options, **resolved)
+        logits = self.finish(scores, inputs, activation)
+        keras_kwargs = {"name": name, "trainable": trainable} | ({"dtype": dtype} if dtype is not None else {})
+        super().__init__(inputs=inputs, outputs=logits, **keras_kwargs)
+        self.encoder = enc
         self.num_classes = num_classes
         self.encoder_weights = encoder_weights
         self.input_shape_arg = tuple(input_shape)
+        self.output_stride = output_stride
+        self.encoder_depth = encoder_depth
         self.activation = activation
+        self.builds_own_encoder = encoder is None  # rebuilt from the options, not stored in the config
+        self._options = list(options)
+        for key, value in options.items():
+            setattr(self, key, list(value) if isinstance(value, tuple) else value)
+
+    # ------------------------------------------------------------------ what an architecture provides
+
+    def make_encoder(self, encoder, encoder_weights, input_shape, output_stride, encoder_depth=5, **options):
+        """The encoder model for the ``encoder`` argument (a name, a model, or a serialized encoder).
+
+        Architectures that build their own default encoder (the classic U-Net, SegFormer's MiT)
+        or pick a default output stride (DeepLab, LR-ASPP, PAN) override this.
+        """
+        if encoder is None:
+            raise ValueError(f"{type(self).__name__} needs an encoder: pass encoder= a name from "
+                             "keras_seg.encoders.list_encoders() or an encoder model.")  # fmt: skip
+        return build_encoder(encoder, encoder_weights, input_shape[-1], output_stride, depth=encoder_depth)
+
+    def decoder(self, features, *, num_classes, encoder, **options):
+        """Class scores ``(B, h, w, num_classes)`` from the encoder's ``features`` (``{"P<k>": tensor}``)."""
+        raise NotImplementedError(f"{type(self).__name__} must define decoder(features, *, num_classes, encoder, ...).")
 
     # ------------------------------------------------------------------ graph helpers
 
     @staticmethod
-    def build_encoder(encoder, encoder_weights, input_shape, output_stride):
-        """``(inputs, encoder_model, features)`` for the arguments every architecture takes."""
-        input_shape = check_input_shape(input_shape)
-        encoder = build_encoder(encoder, encoder_weights, input_shape[-1], output_stride)
-        inputs = keras.Input(input_shape, name="image")
-        features = encoder(inputs)
-        return inputs, encoder, features
-
-    @staticmethod
-    def head(x, inputs, num_classes, activation, kernel_size=1, name="head"):
-        """Class scores from ``x`` by a conv, then :meth:`finish`."""
-        x = keras.layers.Conv2D(num_classes, kernel_size, padding="same", name=f"{name}_conv")(x)
-        return Segmenter.finish(x, inputs, activation)
+    def head(x, num_classes, kernel_size=1, name="head", upsampling=1, coordinates="align_corners"):
+        """Class scores from ``x``: a conv with ``num_classes`` filters, upsampled bilinearly by ``upsampling``
+        (segmentation_models.pytorch's ``SegmentationHead``, ``align_corners=True``; see
+        :func:`keras_seg.layers.segmentation_head`)."""
+        return segmentation_head(x, num_classes, name=name, kernel_size=kernel_size, upsampling=upsampling,
+                                 coordinates=coordinates)  # fmt: skip
 
     @staticmethod
     def finish(scores, inputs, activation):
@@ -117,18 +173,43 @@ class Segmenter(keras.Model):
         return predict_mask(self, images, batch_size=batch_size or 8, threshold=threshold,
                             probabilities=probabilities, sliding_window=sliding_window, tta=tta)  # fmt: skip
 
+    def save_to_preset(self, directory, **kwargs):
+        """Write this model as a keras-hub-style preset directory; see :func:`keras_seg.presets.save_to_preset`."""
+        from keras_seg.presets import save_to_preset
+
+        return save_to_preset(self, directory, **kwargs)
+
+    @classmethod
+    def from_preset(cls, handle, **kwargs):
+        """The model of a preset (a directory, ``hf://owner/name`` or ``kaggle://...``); see
+        :func:`keras_seg.presets.from_preset`. On an architecture class (``UNet.from_preset``) the preset must
+        hold that architecture; ``kwargs`` override constructor arguments of its config."""
+        from keras_seg.presets import from_preset
+
+        return from_preset(handle, cls=cls, **kwargs)
+
     # ------------------------------------------------------------------ serialization
 
     def get_config(self):
-        return {
+        """The constructor arguments, by name (the encoder as a serialized object, or None when built from options)."""
+        import inspect
+
+        accepted = inspect.signature(type(self).__init__).parameters
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "num_classes": self.num_classes,
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "encoder": None if self.builds_own_encoder else keras.saving.serialize_keras_object(self.encoder),
             "encoder_weights": None,  # the weights travel with the saved model
             "input_shape": list(self.input_shape_arg),
+            "output_stride": self.output_stride,
+            "encoder_depth": self.encoder_depth,
             "activation": self.activation,
         }
+        for key in self._options:
+            value = getattr(self, key)
+            config[key] = list(value) if isinstance(value, (tuple, list)) else value
+        return {key: value for key, value in config.items() if key in accepted or key in ("name", "trainable")}
 
     @classmethod
     def from_config(cls, config):

@@ -6,9 +6,9 @@ import keras
 
 from keras_seg.encoders import UNetEncoder, deepest_stride, level_key
 from keras_seg.layers.blocks import conv_bn_act, double_conv
-from keras_seg.layers.resize import ResizeLike
+from keras_seg.layers.resize import ResizeLike, Upsample
 from keras_seg.layers.upsample import Conv2DTranspose
-from keras_seg.models.segmenter import Segmenter, check_input_shape, check_num_classes
+from keras_seg.models.segmenter import Segmenter
 
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
 
@@ -47,42 +47,36 @@ class UNet(Segmenter):
         activation=None,
         **kwargs,
     ):
-        num_classes = check_num_classes(num_classes)
-        classic = encoder is None
-        if classic:
+        super().__init__(num_classes=num_classes, encoder=encoder, encoder_weights=encoder_weights,
+                         input_shape=input_shape, output_stride=output_stride, activation=activation,
+                         widths=[int(w) for w in widths], decoder_channels=decoder_channels, **kwargs)  # fmt: skip
+
+    @property
+    def classic(self):
+        """True for the seed's U-Net: the plain :class:`~keras_seg.encoders.UNetEncoder` and the transposed-conv decoder."""
+        return isinstance(self.encoder, UNetEncoder)
+
+    def make_encoder(self, encoder, encoder_weights, input_shape, output_stride, encoder_depth=5, *, widths, **options):
+        if encoder is None:  # the classic U-Net builds its own plain encoder from widths
             if encoder_weights is not None:
                 raise ValueError("encoder_weights applies to a named encoder; the classic U-Net (encoder=None) starts from random weights.")
-            encoder = UNetEncoder(widths=widths, in_channels=check_input_shape(input_shape)[-1])
-        inputs, enc, features = self.build_encoder(encoder, encoder_weights, input_shape, output_stride)
-        if classic:
-            x = self._classic_decoder(features, widths)
-            logits = self.head(x, inputs, num_classes, activation, name="head")
-        else:
-            steps = int(round(math.log2(deepest_stride(enc))))
-            if decoder_channels is None:
-                decoder_channels = DEFAULT_DECODER_CHANNELS[:steps]
-            decoder_channels = [int(c) for c in decoder_channels]
-            if len(decoder_channels) != steps:
-                raise ValueError(
-                    f"decoder_channels={decoder_channels} has {len(decoder_channels)} entries, but the encoder's "
-                    f"deepest feature has stride {2**steps}, which needs {steps} x2 upsampling blocks."
-                )
-            x = self._decoder(features, steps, decoder_channels)
-            logits = self.head(x, inputs, num_classes, activation, kernel_size=3, name="head")
-        super().__init__(
-            inputs,
-            logits,
-            encoder=enc,
-            num_classes=num_classes,
-            encoder_weights=encoder_weights,
-            input_shape=input_shape,
-            activation=activation,
-            **kwargs,
-        )
-        self.widths = [int(w) for w in widths]
-        self.decoder_channels = None if decoder_channels is None else list(decoder_channels)
-        self.output_stride = output_stride
-        self.classic = classic
+            encoder = UNetEncoder(widths=widths, in_channels=input_shape[-1])
+        return super().make_encoder(encoder, encoder_weights, input_shape, output_stride, encoder_depth)
+
+    def decoder(self, features, *, num_classes, encoder, widths, decoder_channels):
+        if isinstance(encoder, UNetEncoder):  # the classic decoder, level for level with the plain encoder
+            return self.head(self._classic_decoder(features, encoder.widths), num_classes, name="head")
+        steps = int(round(math.log2(deepest_stride(encoder))))
+        if decoder_channels is None:
+            decoder_channels = DEFAULT_DECODER_CHANNELS[:steps]
+        decoder_channels = [int(c) for c in decoder_channels]
+        if len(decoder_channels) != steps:
+            raise ValueError(
+                f"decoder_channels={decoder_channels} has {len(decoder_channels)} entries, but the encoder's "
+                f"deepest feature has stride {2**steps}, which needs {steps} x2 upsampling blocks."
+            )
+        x = self._decoder(features, steps, decoder_channels)
+        return self.head(x, num_classes, kernel_size=3, name="head"), {"decoder_channels": decoder_channels}
 
     @staticmethod
     def _classic_decoder(features, widths):
@@ -106,14 +100,7 @@ class UNet(Segmenter):
                 x = ResizeLike("nearest", name=f"{name}_up")([x, skip])
                 x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
             else:
-                x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+                x = Upsample(2, "nearest", name=f"{name}_up")(x)
             x = conv_bn_act(x, width, 3, name=f"{name}_1")
             x = conv_bn_act(x, width, 3, name=f"{name}_2")
         return x
-
-    def get_config(self):
-        config = super().get_config()
-        if self.classic:
-            config["encoder"] = None  # rebuilt from widths
-        config.update(widths=self.widths, decoder_channels=self.decoder_channels, output_stride=self.output_stride)
-        return config

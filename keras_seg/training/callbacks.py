@@ -9,6 +9,7 @@ rename, no state that can disagree with the weights.
 
 import json
 import math
+import os
 import zipfile
 
 import keras
@@ -41,7 +42,21 @@ def inference_copy(model):
 
 
 def read_state(path):
-    """The training state stored in a checkpoint by :func:`save_checkpoint` (``{}`` if it has none)."""
+    """The training state stored in a checkpoint by :func:`save_checkpoint` (``{}`` if it has none).
+
+    For a preset directory: its metadata's training summary and class names."""
+    if os.path.isdir(os.fspath(path)):
+        from keras_seg.presets import read_metadata
+
+        metadata = read_metadata(path)
+        state = dict(metadata.get("training") or {})
+        if metadata.get("class_names"):
+            state["class_names"] = metadata["class_names"]
+        return state
+    if str(path).startswith(("hf://", "kaggle://")):
+        from keras_seg.presets import resolve
+
+        return read_state(resolve(path))
     with zipfile.ZipFile(path) as archive:
         if STATE_FILE not in archive.namelist():
             return {}

@@ -12,17 +12,28 @@ import zipfile
 def load_model(path, what="the model"):
     """``keras.saving.load_model(path)`` with errors that say what is wrong with the file.
 
-    ``FileNotFoundError`` when nothing is at ``path``; ``ValueError`` when ``path`` is a folder,
-    not a ``.keras`` file, or a ``.keras`` archive that cannot be read (truncated by a copy that
+    A preset directory (:mod:`keras_seg.presets`) or handle (``hf://``, ``kaggle://``) loads
+    with :func:`keras_seg.presets.from_preset`. ``FileNotFoundError`` when nothing is at ``path``;
+    ``ValueError`` when ``path`` is a folder that is not a preset, not a ``.keras`` file, or a ``.keras`` archive that cannot be read (truncated by a copy that
     did not finish, or corrupt). ``what`` names the file's role in the message.
     """
     import keras
 
     path = os.fspath(path)
+    if path.startswith(("hf://", "kaggle://")):
+        from keras_seg.presets import from_preset
+
+        return from_preset(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist; pass a .keras file written by keras-seg train or model.save.")
+        raise FileNotFoundError(f"{path} does not exist; pass a .keras file written by keras-seg train or model.save, "
+                                "or a preset directory.")  # fmt: skip
     if os.path.isdir(path):
-        raise ValueError(f"{path} is a folder; {what} must be a .keras file (keras-seg train writes best.keras).")
+        from keras_seg.presets import from_preset, is_preset
+
+        if is_preset(path):
+            return from_preset(path)
+        raise ValueError(f"{path} is a folder but not a preset (no config.json); {what} must be a .keras file "
+                         "(keras-seg train writes best.keras) or a directory written by save_to_preset.")  # fmt: skip
     if not path.endswith(".keras"):
         raise ValueError(f"{path} is not a .keras file; save the model with model.save('model.keras').")
     problem = archive_problem(path)
