@@ -203,3 +203,15 @@ def test_the_smp_benchmark_times_one_network_in_two_implementations():
         got = net(x).permute(0, 2, 3, 1).numpy()
     assert worker.keras_params(model) == sum(p.numel() for p in net.parameters())
     np.testing.assert_allclose(expected, got, atol=1e-4 * np.abs(got).max())
+
+
+@pytest.mark.slow
+def test_an_smp_model_measures_in_a_tensorflow_child():
+    """The child of an SMP-parity measurement imports segmentation_models.pytorch (torch, triton) before keras_seg
+    pulls in TensorFlow: the other order crashes the child (exit -11), which this run would report as an error row."""
+    pytest.importorskip("segmentation_models_pytorch")
+    [cfg] = runner.plan(["fpn-resnet18"], ["tensorflow"], ["float32"], ["memory"], batch_size=1, image_size=64, steps=1,
+                        warmup=1, tasks=("predict",))  # fmt: skip
+    row = runner.run_one(cfg, timeout=600)
+    assert "error" not in row, row.get("error")
+    assert row["weights"] == "smp seed 0" and row["predict"]["latency_ms"] > 0

@@ -17,6 +17,7 @@ import time
 from keras_seg.bench.worker import EXPORTED
 from keras_seg.bench.worker import MODELS
 from keras_seg.bench.worker import is_model
+from keras_seg.bench.worker import smp_reference
 from keras_seg.bench.worker import NATIVE
 from keras_seg.bench.worker import NATIVE_COMPILE
 from keras_seg.bench.worker import NATIVES
@@ -139,9 +140,20 @@ def run(cfgs, timeout=900, progress=print, python=None, path=None, rounds=1):
     return with_ratios(results)
 
 
+def _child_program(cfg):
+    """The child's program: the worker, after segmentation_models.pytorch (and so torch and triton) when the
+    model is an SMP one. Importing keras_seg imports TensorFlow, and triton imported after TensorFlow
+    crashes the process (exit -11), so the SMP import must come before the worker module's own."""
+    first = ""
+    if smp_reference(cfg["model"]) is not None:
+        first = ("import importlib.util\nif importlib.util.find_spec('segmentation_models_pytorch'):\n"
+                 "    import segmentation_models_pytorch\n")
+    return first + "from keras_seg.bench.worker import main\nmain()\n"
+
+
 def run_one(cfg, timeout=900, python=None):
     env = dict(os.environ, KERAS_BACKEND=backend_of(cfg["impl"]), TF_CPP_MIN_LOG_LEVEL="2")
-    command = [python or sys.executable, "-m", "keras_seg.bench.worker", json.dumps(cfg)]
+    command = [python or sys.executable, "-c", _child_program(cfg), json.dumps(cfg)]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
