@@ -56,18 +56,16 @@ def test_parameter_counts_equal_smp_on_resnet34(arch):
         keras.utils.clear_session()
 
 
-# (architecture, encoder): resnet34 for each, resnet18 (BasicBlock too, cheaper) as the second encoder;
-# one Bottleneck ResNet, and SMP's own defaults of output stride (DeepLabV3: 8, PAN and DeepLabV3+: 16).
-# SMP's MiT (mit_b0) with every architecture that takes one (SMP refuses it for UnetPlusPlus and Linknet;
-# DeepLabV3 and PAN dilate it the way SMP does); Segformer takes nothing but a MiT here.
+# SMP's own defaults of output stride throughout (DeepLabV3: 8, PAN and DeepLabV3+: 16). SMP's MiT (mit_b0) with
+# every architecture that takes one (SMP refuses it for UnetPlusPlus and Linknet; DeepLabV3 and PAN dilate it the
+# way SMP does); Segformer takes nothing but a MiT here.
 MIT_ARCHS = ["DeepLabV3", "DeepLabV3Plus", "FPN", "MAnet", "PAN", "PSPNet", "Segformer", "UPerNet", "Unet"]
-# The issue's acceptance on every backend: each architecture on resnet34 and one more encoder (mit_b0 where
-# the architecture takes one, resnet18 for UnetPlusPlus and Linknet); the other cases (resnet18 where mit_b0
-# is the second encoder, the Bottleneck resnet50) exercise the same layers and run on the TensorFlow pass.
-CASES = [(arch, "resnet34") for arch in sorted(PAIRS)] + [
-    (arch, "resnet18") if arch not in MIT_ARCHS else pytest.param(arch, "resnet18", marks=pytest.mark.once)
-    for arch in sorted(PAIRS)] + [pytest.param("FPN", "resnet50", marks=pytest.mark.once), pytest.param(
-    "DeepLabV3Plus", "resnet50", marks=pytest.mark.once)] + [(arch, "mit_b0") for arch in MIT_ARCHS]  # fmt: skip
+# Every architecture on resnet34 and one more encoder: mit_b0 where the architecture takes one, resnet18 for
+# UnetPlusPlus and Linknet (SMP refuses MiT there); on all three backends. The Bottleneck resnet50 under FPN and
+# DeepLabV3+ runs on the TensorFlow pass (resnet18 beside resnet34 elsewhere would repeat resnet34's BasicBlock).
+CASES = [(arch, "resnet34") for arch in sorted(PAIRS)] + [(arch, "resnet18") for arch in sorted(PAIRS) if arch not in MIT_ARCHS] + [
+    pytest.param("FPN", "resnet50", marks=pytest.mark.once), pytest.param("DeepLabV3Plus", "resnet50", marks=pytest.mark.once)
+] + [(arch, "mit_b0") for arch in MIT_ARCHS]  # fmt: skip
 SIZE = {"PAN": (256, 256)}  # its pyramid attention pools the stride-16 map three times
 
 
