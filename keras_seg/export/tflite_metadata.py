@@ -15,7 +15,7 @@ stored in a model buffer named ``TFLITE_METADATA``; the label file is appended t
 as a zip archive (the model stays a valid flatbuffer, and a zip reader finds the file at the
 end). MediaPipe's own Python metadata writers do not import from its wheel (a compiled module
 is missing), so the tables are written here with the ``flatbuffers`` builder, field by field
-as the schema declares them; ``tests/test_mobile.py`` loads the result in MediaPipe.
+as the schema declares them; ``tests/test_export_mobile.py`` loads the result in MediaPipe.
 
 keras_seg's model takes raw 0..255 pixels and normalises inside its graph, so a float32 input
 declares mean 0 and std 1: MediaPipe's ``(pixel - 0) / 1`` is the pixel itself.
