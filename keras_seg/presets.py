@@ -27,9 +27,9 @@ Every keras-seg command that takes a ``.keras`` file takes a preset directory as
 import datetime
 import json
 import os
-import shutil
-import tempfile
 import warnings
+
+from keras_seg.utils.io import atomic_directory
 
 CONFIG, WEIGHTS, METADATA, CARD = "config.json", "model.weights.h5", "metadata.json", "README.md"
 FILES = (CONFIG, WEIGHTS, METADATA)
@@ -37,7 +37,7 @@ FORMAT = 1
 
 
 def is_preset(path):
-    """A directory with a ``config.json`` and a ``model.weights.h5`` (what :func:`from_preset` reads)."""
+    """A directory with a ``config.json`` (:func:`from_preset` then names any other file it misses)."""
     path = os.fspath(path)
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, CONFIG))
 
@@ -54,7 +54,8 @@ def save_to_preset(model, directory, *, class_names=None, training=None, metrics
     and ``metrics`` (a dict of evaluation figures) go into ``metadata.json`` and the model card.
     The files are written into a temporary directory beside ``directory`` and moved into place at
     the end, so an interrupted save leaves no half preset. An existing non-empty ``directory`` is
-    replaced only with ``overwrite=True``.
+    replaced only with ``overwrite=True``, and only when it is a preset (nothing but the files
+    above): a folder holding anything else is refused, whatever ``overwrite`` says.
     """
     import keras
 
@@ -64,14 +65,12 @@ def save_to_preset(model, directory, *, class_names=None, training=None, metrics
     if os.path.isdir(directory) and os.listdir(directory) and not overwrite:
         raise FileExistsError(f"{directory} already exists and is not empty; pass overwrite=True to replace it, "
                               "or choose another directory.")  # fmt: skip
+    _check_replaceable(directory)
     names = class_names if class_names is not None else getattr(model, "class_names", None)
     training = dict(training or {})
     names = names if names is not None else training.get("class_names")
     metadata = _metadata(model, names, training, metrics, description)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp", dir=parent)
-    try:
+    with atomic_directory(directory, check=_check_replaceable) as staging:
         with open(os.path.join(staging, CONFIG), "w") as f:
             json.dump(keras.saving.serialize_keras_object(model), f, indent=1)
         model.save_weights(os.path.join(staging, WEIGHTS))
@@ -79,18 +78,20 @@ def save_to_preset(model, directory, *, class_names=None, training=None, metrics
             json.dump(metadata, f, indent=1)
         with open(os.path.join(staging, CARD), "w") as f:
             f.write(model_card(metadata))
-        if os.path.isdir(directory):  # overwrite: move the old one aside, the new one in, then delete the old
-            old = directory + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
+
+
+def _check_replaceable(directory):
+    """Refuse to replace a directory that holds anything but a preset's own files (even with overwrite=True)."""
+    if not os.path.isdir(directory):
+        return
+    foreign = sorted(set(os.listdir(directory)) - {CONFIG, WEIGHTS, METADATA, CARD})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise FileExistsError(
+            f"{directory} is not a preset (it holds {shown}); saving would replace it whole. Choose a new or empty "
+            "directory, e.g. a subfolder of it."
+        )
 
 
 def _metadata(model, class_names, training, metrics, description):

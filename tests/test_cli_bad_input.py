@@ -53,6 +53,10 @@ def files(tmp_path_factory):
     thesis.mkdir()
     (thesis / "thesis.txt").write_bytes(THESIS)
     (root / "notes.txt").write_bytes(THESIS)
+    smp_folder = root / "smp_folder"  # what segmentation_models.pytorch's save_pretrained writes
+    smp_folder.mkdir()
+    (smp_folder / "config.json").write_text('{"_model_class": "Unet"}')
+    (smp_folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     images = root / "images"
     images.mkdir()
     x, _ = keras_seg.data.shapes_arrays("test", 2, (32, 32))
@@ -107,6 +111,10 @@ CASES = {
         ["evaluate", "{root}/empty.keras", "--num-val", "2"], 1, "empty.keras exists but is not a readable .keras archive (an empty file)"),
     "export a truncated .keras": (
         ["export", "{root}/trunc.keras", "{root}/t.onnx", "--no-verify"], 1, "trunc.keras exists but is not a readable"),
+    "evaluate a PyTorch save_pretrained folder": (
+        ["evaluate", "{root}/smp_folder", "--num-val", "2"], 1,
+        "smp_folder holds model.safetensors: a PyTorch save_pretrained folder (segmentation_models.pytorch or Hugging "
+        "Face), not a keras_seg preset. Convert it first: keras-seg convert"),
     "predict with a folder as the model": (
         ["predict", "{root}/images", "{root}/images", "--out", "{root}/p3"], 1, "images is a folder"),
     "resume a run whose last.keras is truncated": (

@@ -58,6 +58,27 @@ def test_overwrite_is_explicit_and_a_save_is_all_or_nothing(small, tmp_path):
     assert type(Segmenter.from_preset(path, activation="softmax")) is FPN  # constructor overrides
 
 
+@pytest.mark.once
+def test_overwrite_never_replaces_a_folder_that_is_not_a_preset(small, tmp_path):
+    """overwrite=True replaces a preset, not a user's folder that happens to hold one's files, and no sibling."""
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "thesis.txt").write_bytes(b"years of work\n")
+    small.save_to_preset(tmp_path / "scratch")
+    for name in os.listdir(tmp_path / "scratch"):  # a preset's files beside the user's own
+        (mine / name).write_bytes((tmp_path / "scratch" / name).read_bytes())
+    with pytest.raises(FileExistsError, match=r"work is not a preset \(it holds thesis.txt\)"):
+        small.save_to_preset(mine, overwrite=True)
+    assert (mine / "thesis.txt").read_bytes() == b"years of work\n"
+    backup = tmp_path / "p.old"  # a user's folder named like the old scheme's set-aside copy survives a replace
+    backup.mkdir()
+    (backup / "keep.txt").write_bytes(b"keep")
+    small.save_to_preset(tmp_path / "p")
+    small.save_to_preset(tmp_path / "p", overwrite=True)
+    assert (backup / "keep.txt").read_bytes() == b"keep"
+    assert sorted(os.listdir(tmp_path)) == ["p", "p.old", "scratch", "work"]
+
+
 def test_the_shipped_preset_loads_on_every_backend_and_equals_the_keras_file():
     """Saved on TensorFlow, loaded here on whichever backend this pass runs: the same logits as the .keras file."""
     model = Segmenter.from_preset(SHIPPED)

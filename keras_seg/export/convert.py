@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 
@@ -36,7 +35,7 @@ from keras_seg.export import verify as V
 from keras_seg.export.options import check_replaceable
 from keras_seg.export.report import ExportReport
 from keras_seg.layers.upsample import standard_form
-from keras_seg.utils.io import atomic_path
+from keras_seg.utils.io import atomic_directory, atomic_path
 
 
 def serving_function(model, facts):
@@ -157,9 +156,10 @@ def _write_tflite(path, module, function, facts, metadata, calibration, options,
     num_ops, gpu_issues = gpu_delegate.check(content, quantized=facts.quantize == "int8")
     metadata = dict(metadata, input_quantization=quantization, fully_integer=fully_integer, mediapipe=facts.mediapipe,
                     gpu_delegate=gpu_delegate.summary(num_ops, gpu_issues))  # fmt: skip
-    content = M.add_to_tflite(content, metadata)
+    mediapipe = tflite_metadata.metadata_entries(facts, module_name) if facts.mediapipe else None
+    content = M.add_to_tflite(content, metadata, mediapipe)  # one repack of the flatbuffer for both
     if facts.mediapipe:  # last: the label file is appended after the flatbuffer
-        content = tflite_metadata.add_to_tflite(content, facts, module_name)
+        content = tflite_metadata.append_label_file(content, facts)
     with open(path, "wb") as f:
         f.write(content)
     return {"fully_integer": fully_integer, "float_ops": float_ops, "input_quantization": quantization,
@@ -328,27 +328,8 @@ def _atomic(path, format):
             yield tmp
             check_replaceable(path, format)
         return
-    path = os.path.abspath(os.fspath(path))
-    parent, base = os.path.dirname(path), os.path.basename(path)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
-    old = None
-    try:
+    with atomic_directory(path, check=lambda target: check_replaceable(target, format)) as tmp:
         yield tmp
-        check_replaceable(path, format)
-        if os.path.isdir(path):
-            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=parent)
-            os.rmdir(old)
-            os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            if old:
-                os.replace(old, path)
-            raise
-    finally:
-        for leftover in (tmp, old):
-            if leftover and os.path.exists(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _float32_model(model, notes):

@@ -37,3 +37,41 @@ def _fsync(path):
     if os.path.isfile(path):
         with open(path, "rb") as f:
             os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_directory(path, check=None):
+    """Yield a new empty directory beside ``path``; on success swap it in for ``path`` (or create ``path``).
+
+    ``check(path)`` runs just before the swap and may raise to refuse replacing what is there now
+    (a folder that is not the caller's kind of artifact). The old directory is moved aside under a
+    fresh temporary name, the new one renamed into place, and the old one deleted only then; if the
+    rename fails the old one is moved back. If the body or ``check`` raises, ``path`` is untouched
+    and the temporary directory is removed. Nothing but ``path`` and the temporary names is touched.
+    """
+    import shutil
+
+    path = os.path.abspath(os.fspath(path))
+    parent, base = os.path.dirname(path), os.path.basename(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+    old = None
+    try:
+        yield tmp
+        if check is not None:
+            check(path)
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=parent)
+            os.rmdir(old)
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old:
+                os.replace(old, path)
+                old = None
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover and os.path.exists(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)

@@ -30,6 +30,11 @@ def load_model(path, what="the model"):
     if os.path.isdir(path):
         from keras_seg.presets import from_preset, is_preset
 
+        torch_files = [f for f in ("model.safetensors", "pytorch_model.bin") if os.path.isfile(os.path.join(path, f))]
+        if torch_files and not os.path.isfile(os.path.join(path, "model.weights.h5")):
+            raise ValueError(f"{path} holds {torch_files[0]}: a PyTorch save_pretrained folder (segmentation_models."
+                             "pytorch or Hugging Face), not a keras_seg preset. Convert it first: keras-seg convert "
+                             f"{path} model.keras (or keras_seg.models.from_smp).")  # fmt: skip
         if is_preset(path):
             return from_preset(path)
         raise ValueError(f"{path} is a folder but not a preset (no config.json); {what} must be a .keras file "
