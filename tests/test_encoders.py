@@ -258,6 +258,22 @@ def test_torchvision_weights_load_and_give_torchvisions_features(name, output_st
 
 
 @pytest.mark.once
+def test_a_torchvision_mobilenetv3_file_loads_into_a_one_channel_encoder(tmp_path):
+    """in_channels != 3 with a torchvision file: every weight from the file, the first kernel summed over RGB."""
+    pytest.importorskip("torchvision", reason="torchvision is the test-only reference (dev extra)")
+    import torch
+
+    reference = _randomised_torchvision("mobilenet_v3_small")
+    torch.save(reference.state_dict(), tmp_path / "mnv3.pth")
+    gray = encoders.build_encoder("mobilenet_v3_small", str(tmp_path / "mnv3.pth"), in_channels=1)
+    kernel = keras.ops.convert_to_numpy(gray.get_layer("features_0_0").kernel)
+    np.testing.assert_allclose(kernel[:, :, 0, :], reference.features[0][0].weight.detach().numpy().sum(1).transpose(1, 2, 0),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    head = keras.ops.convert_to_numpy(gray.get_layer("features_1_block_0_1").moving_variance)
+    np.testing.assert_allclose(head, reference.features[1].block[0][1].running_var.numpy(), rtol=1e-6)
+
+
+@pytest.mark.once
 def test_torchvision_resnet_errors_and_imagenet_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_SEG_CACHE", str(tmp_path / "cache"))
     import urllib.request

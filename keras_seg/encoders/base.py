@@ -101,3 +101,28 @@ def wrap_backbone(model):
         model = keras.Model(model.inputs, dict(pyramid), name=naming.unique(f"{model.name}_pyramid"))
     pyramid_channels(model)  # validates the output structure with a clear message
     return model
+
+
+def load_weights_file(encoder, path, load_torch, rgb_encoder):
+    """Load ``encoder_weights=path`` into ``encoder``: a ``.weights.h5`` of it, or a PyTorch weights file.
+
+    ``load_torch(encoder, tensors, where=...)`` sets weights from the file's tensors by their
+    PyTorch names. For an encoder built with ``in_channels != 3`` the file (made for RGB) goes into
+    ``rgb_encoder()``, the same encoder on 3 channels, and the first kernel is adapted from it
+    (:func:`keras_seg.encoders.applications.adapt_weights`, as for every encoder).
+    """
+    if str(path).endswith(".weights.h5"):
+        encoder.load_weights(path)
+        return encoder
+    from keras_seg.convert.tensors import read_weights
+
+    tensors, where = read_weights(path), f"{path}: "
+    if encoder.in_channels == 3:
+        load_torch(encoder, tensors, where=where)
+        return encoder
+    from keras_seg.encoders.applications import adapt_weights
+
+    rgb = rgb_encoder()
+    load_torch(rgb, tensors, where=where)
+    adapt_weights(rgb, encoder)
+    return encoder

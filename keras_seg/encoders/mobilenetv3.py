@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import keras
 
-from keras_seg.encoders.base import Encoder, level_key
+from keras_seg.encoders.base import Encoder, level_key, load_weights_file
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
 
@@ -151,6 +151,7 @@ def mobilenetv3_encoder(name, weights=None, in_channels=3, output_stride=32):
 
     ``weights``: None, or a torchvision weights file (``mobilenet_v3_large-8738ca79.pth``; ``.pth``
     needs PyTorch, a ``.safetensors`` copy is read with numpy) or a ``.weights.h5`` of this encoder.
+    For ``in_channels != 3`` the pretrained first kernel is adapted as for every encoder.
     ``"imagenet"`` is not downloaded here: torchvision publishes ``.pth`` files only, so it says
     which file to get.
     """
@@ -166,13 +167,8 @@ def mobilenetv3_encoder(name, weights=None, in_channels=3, output_stride=32):
         )
     if not os.path.isfile(str(weights)):
         raise FileNotFoundError(f"encoder_weights={weights!r}: no such file. Pass None or a torchvision weights file.")
-    if str(weights).endswith(".weights.h5"):
-        encoder.load_weights(weights)
-        return encoder
-    from keras_seg.convert.tensors import read_weights
-
-    load_torch_weights(encoder, read_weights(weights), where=f"{weights}: ")
-    return encoder
+    rgb = lambda: MobileNetV3Encoder(name, in_channels=3, output_stride=output_stride)  # noqa: E731
+    return load_weights_file(encoder, weights, load_torch_weights, rgb)
 
 
 def load_torch_weights(encoder, tensors, prefix="features.", where=""):

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import keras
 
-from keras_seg.encoders.base import Encoder, level_key
+from keras_seg.encoders.base import Encoder, level_key, load_weights_file
 from keras_seg.layers.blocks import BN_EPSILON, BN_MOMENTUM
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
@@ -188,21 +188,8 @@ def resnet_encoder(name, weights=None, in_channels=3, output_stride=32, depth=5,
             f"encoder_weights={weights!r}: no such file. For {name!r} pass None, 'imagenet', or a torchvision / timm / "
             "segmentation_models.pytorch weights file (.pth, .safetensors) or a .weights.h5 of this encoder."
         )
-    if str(weights).endswith(".weights.h5"):
-        encoder.load_weights(weights)
-        return encoder
-    from keras_seg.convert.tensors import read_weights
-
-    tensors = read_weights(weights)
-    if in_channels == 3:
-        load_torch_weights(encoder, tensors, where=f"{weights}: ")
-        return encoder
-    from keras_seg.encoders.applications import adapt_weights
-
-    rgb = ResNetEncoder(name, in_channels=3, output_stride=output_stride, depth=depth, dilation=dilation)
-    load_torch_weights(rgb, tensors, where=f"{weights}: ")
-    adapt_weights(rgb, encoder)
-    return encoder
+    rgb = lambda: ResNetEncoder(name, in_channels=3, output_stride=output_stride, depth=depth, dilation=dilation)  # noqa: E731
+    return load_weights_file(encoder, weights, load_torch_weights, rgb)
 
 
 def load_torch_weights(encoder, tensors, prefix="", where=""):
