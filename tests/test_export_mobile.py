@@ -19,7 +19,8 @@ from keras_seg import export as E
 from keras_seg.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from keras_seg.data.shapes import shapes_arrays
 from keras_seg.export import gpu_delegate
-from test_export import ARCHITECTURES, EXPORT_SIZES, SHIPPED
+from test_export import ARCHITECTURES, EXPORT_SIZES, SHIPPED, assert_float_parity
+from test_export import images as export_images
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="conversions run on the TensorFlow pass")
 
@@ -84,7 +85,8 @@ EVERY_ARCHITECTURE = dict(ARCHITECTURES, lraspp=lambda: keras_seg.models.LRASPP(
 @needs_mediapipe
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) for n in sorted(EVERY_ARCHITECTURE)])
 def test_every_architecture_runs_in_mediapipe_and_suits_the_gpu_delegate(name, tmp_path):
-    """float32 and float16 TFLite of a random-init model of each architecture, in MediaPipe: its confidence masks are
+    """float32 and float16 TFLite of a random-init model of each architecture: the float32 file meets the export
+    parity targets in LiteRT (test_export checks ONNX and SavedModel); in MediaPipe its confidence masks are
     the softmax of the Keras logits, and its category mask their argmax wherever the Keras logits decide (a random
     model has near-ties no float runtime reproduces); the GPU-delegate check finds nothing to fall back."""
     model = EVERY_ARCHITECTURE[name]()
@@ -98,8 +100,13 @@ def test_every_architecture_runs_in_mediapipe_and_suits_the_gpu_delegate(name, t
     assert decided.sum() >= 100, decided.sum()  # enough decided pixels for the comparisons to mean something
     for quantize, tolerance in ((None, 1e-4), ("float16", 2e-2)):
         path = tmp_path / f"{name}_{quantize or 'float32'}.tflite"
-        report = E.export(model, path, input_size=size, quantize=quantize, class_names=["a", "b", "c"],
-                          verify=False, quiet=True)  # fmt: skip
+        check = {"verify_data": export_images(3, *size)} if quantize is None else {"verify": False}  # test_export's
+        report = E.export(model, path, input_size=size, quantize=quantize, class_names=["a", "b", "c"], quiet=True,
+                          **check)  # fmt: skip
+        if quantize is None:  # the float32 file in LiteRT: test_export's parity targets, its shape and metadata
+            assert_float_parity(report)
+            assert report.file_size > 0 and report.latency_ms > 0 and report.input_shape == [1, *size, 3]
+            assert E.read_metadata(path)["class_names"] == ["a", "b", "c"]
         assert report.gpu_compatible, (quantize, report.gpu_issues)
         labels, categories, confidences = segment(path, images)
         assert labels == ["a", "b", "c"]

@@ -55,32 +55,38 @@ def tflite_schema():
     return schema
 
 
-def add_to_tflite(content, metadata):
-    """TFLite flatbuffer bytes with a ``keras_seg`` metadata entry holding ``metadata`` as JSON."""
-    return add_buffer_entry(content, KEY, json.dumps(metadata).encode())
+def add_to_tflite(content, metadata, entries=None):
+    """TFLite flatbuffer bytes with a ``keras_seg`` metadata entry holding ``metadata`` as JSON.
+
+    ``entries``: more ``{name: bytes}`` metadata entries written in the same pass (MediaPipe's).
+    """
+    return add_buffer_entries(content, {KEY: json.dumps(metadata).encode(), **(entries or {})})
 
 
-def add_buffer_entry(content, name, data):
-    """TFLite flatbuffer bytes with a ``Metadata`` entry ``name`` pointing at a new buffer holding ``data``.
+def add_buffer_entries(content, entries):
+    """TFLite flatbuffer bytes with a ``Metadata`` entry per ``{name: data}``, each pointing at a new buffer.
 
-    An entry of that name is replaced; the others (the converter's ``min_runtime_version``,
-    ``CONVERSION_METADATA``) stay. Files appended after the flatbuffer (a zip of associated
-    files) do not survive: add those last.
+    An entry of the same name is replaced; the others (the converter's ``min_runtime_version``,
+    ``CONVERSION_METADATA``) stay. The flatbuffer is unpacked and packed once, whatever the
+    number of entries. Files appended after the flatbuffer (a zip of associated files) do not
+    survive: add those last.
     """
     import flatbuffers
     import numpy as np
 
     schema = tflite_schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
-    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(data, dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = name
-    entry.buffer = len(model.buffers) - 1
-    model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(content) + len(data) + 4096)
+    names = {name.encode() for name in entries}
+    model.metadata = [m for m in (model.metadata or []) if m.name not in names]
+    for name, data in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(content) + sum(len(d) for d in entries.values()) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 

@@ -41,21 +41,24 @@ _NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union
 _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
 
 
-def add_to_tflite(content, facts, model_name):
-    """TFLite bytes with MediaPipe's ImageSegmenter metadata (``TFLITE_METADATA``) and its label file appended."""
-    from keras_seg.export import metadata as M
+def metadata_entries(facts, model_name):
+    """``{TFLITE_METADATA: bytes}``: MediaPipe's ImageSegmenter metadata, for :func:`keras_seg.export.metadata.add_to_tflite`."""
     from keras_seg.version import __version__
 
-    names = facts.label_file_names
     tables = segmenter_metadata(
         name=model_name,
         description=f"Semantic segmentation into {facts.num_classes} classes, exported by keras_seg {__version__}.",
         version=__version__,
         input_dtype=facts.input_dtype,
-        class_names=names,
+        class_names=facts.label_file_names,
         activation=facts.segmenter_activation,
     )
-    content = M.add_buffer_entry(content, METADATA_NAME, metadata_buffer(tables))
+    return {METADATA_NAME: metadata_buffer(tables)}
+
+
+def append_label_file(content, facts):
+    """The TFLite bytes with MediaPipe's label file appended (after every metadata entry is written)."""
+    names = facts.label_file_names
     return append_files(content, {LABELS_FILE: labels_file(names)}) if names else content
 
 

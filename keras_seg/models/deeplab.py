@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_seg.encoders import deepest_stride, level_key, output_strides, pyramid_channels
+from keras_seg.encoders import deepest_stride, level_key, pyramid_channels
 from keras_seg.layers.blocks import aspp, conv_bn_act
 from keras_seg.layers.resize import ResizeLike
 from keras_seg.models.segmenter import Segmenter
@@ -16,10 +16,7 @@ def default_rates(output_stride):
 class _DeepLab(Segmenter):
     """What the DeepLab pair shares: a dilated encoder (output stride 16 when the encoder can be dilated) and ASPP."""
 
-    def make_encoder(self, encoder, encoder_weights, input_shape, output_stride, encoder_depth=5, **options):
-        if output_stride is None and isinstance(encoder, str):
-            output_stride = 16 if 16 in output_strides(encoder) else 32  # a transformer (MiT) keeps stride 32
-        return super().make_encoder(encoder, encoder_weights, input_shape, output_stride, encoder_depth), {"output_stride": output_stride}
+    dilate_by_default = True
 
     @staticmethod
     def _aspp(features, encoder, atrous_rates, aspp_channels, aspp_dropout, separable):

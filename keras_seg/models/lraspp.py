@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_seg.encoders import level_key, level_stride, output_strides, pyramid_channels
+from keras_seg.encoders import level_key, level_stride, pyramid_channels
 from keras_seg.layers.blocks import conv_bn_act
 from keras_seg.layers.resize import ResizeLike
 from keras_seg.models.segmenter import Segmenter
@@ -32,6 +32,8 @@ class LRASPP(Segmenter):
         activation: ``None`` (logits), ``"softmax"`` or ``"sigmoid"``.
     """
 
+    dilate_by_default = True  # output stride 16 when the encoder can be dilated
+
     def __init__(
         self,
         num_classes,
@@ -48,11 +50,6 @@ class LRASPP(Segmenter):
                          input_shape=input_shape, output_stride=output_stride, activation=activation,
                          inter_channels=int(inter_channels), low_level_stride=int(low_level_stride),
                          **kwargs)  # fmt: skip
-
-    def make_encoder(self, encoder, encoder_weights, input_shape, output_stride, encoder_depth=5, **options):
-        if output_stride is None and isinstance(encoder, str):
-            output_stride = 16 if 16 in output_strides(encoder) else 32
-        return super().make_encoder(encoder, encoder_weights, input_shape, output_stride, encoder_depth), {"output_stride": output_stride}
 
     def decoder(self, features, *, num_classes, encoder, inter_channels, low_level_stride):
         levels = list(pyramid_channels(encoder))

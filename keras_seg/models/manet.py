@@ -1,7 +1,6 @@
 """MA-Net (Fan et al. 2020, "MA-Net: A Multi-Scale Attention Network for Liver and Tumor Segmentation")."""
 
 import math
-import warnings
 
 import keras
 from keras import ops
@@ -34,9 +33,10 @@ class PositionAttention(layers.Layer):
         center = ops.reshape(center, (batch, positions, -1))
         top = ops.reshape(top, (batch, positions, -1))
         scores = ops.matmul(center, ops.transpose(top, (0, 2, 1)))  # (B, HW, HW)
-        with warnings.catch_warnings():  # a 1x1 map has one score: softmax over 1 is right
-            warnings.filterwarnings("ignore", message="You are using a softmax over axis", category=UserWarning)
-            weights = ops.softmax(ops.reshape(scores, (batch, -1)), axis=-1)
+        # softmax written out: ops.softmax warns (on every eager call) for the one score of a 1x1 map, where it is right
+        scores = ops.reshape(scores, (batch, -1))
+        weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+        weights = weights / ops.sum(weights, axis=-1, keepdims=True)
         weights = ops.reshape(weights, (batch, positions, positions))
         mixed = ops.matmul(weights, ops.reshape(bottom, (batch, positions, channels)))  # (B, HW, C)
         # SMP reads this (B, HW, C) memory as (B, C, H, W): channel c, position p is element c * HW + p.

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_seg.encoders import output_strides, pyramid_channels
+from keras_seg.encoders import pyramid_channels
 from keras_seg.layers.blocks import conv_bn_act
 from keras_seg.layers.resize import ResizeLike
 from keras_seg.models.segmenter import Segmenter
@@ -40,6 +40,8 @@ class PAN(Segmenter):
         activation: ``None`` (logits), ``"softmax"`` or ``"sigmoid"``.
     """
 
+    dilate_by_default = True  # output stride 16 when the encoder can be dilated
+
     def __init__(
         self,
         num_classes,
@@ -61,11 +63,6 @@ class PAN(Segmenter):
                          input_shape=input_shape, output_stride=output_stride, encoder_depth=encoder_depth,
                          activation=activation, decoder_channels=int(decoder_channels), upsampling=int(upsampling),
                          **kwargs)  # fmt: skip
-
-    def make_encoder(self, encoder, encoder_weights, input_shape, output_stride, encoder_depth=5, **options):
-        if output_stride is None and isinstance(encoder, str) and encoder_depth == 5:
-            output_stride = 16 if 16 in output_strides(encoder) else 32
-        return super().make_encoder(encoder, encoder_weights, input_shape, output_stride, encoder_depth), {"output_stride": output_stride}
 
     def decoder(self, features, *, num_classes, encoder, decoder_channels, upsampling):
         levels = list(pyramid_channels(encoder))

@@ -13,7 +13,7 @@ after ``import keras_seg``, without downloading anything.
 import keras
 import numpy as np
 
-from keras_seg.encoders import build_encoder, pyramid_channels
+from keras_seg.encoders import build_encoder, output_strides, pyramid_channels
 from keras_seg.layers.blocks import segmentation_head
 from keras_seg.layers.resize import ResizeLike
 
@@ -75,6 +75,8 @@ class Segmenter(keras.Model):
     :meth:`make_encoder` likewise returns the encoder or ``(encoder, {"output_stride": ...})``.
     """
 
+    dilate_by_default = False  # True: an encoder named by a string runs at output stride 16 when it can
+
     def __init__(self, *, num_classes, encoder, encoder_weights=None, input_shape=(None, None, 3), output_stride=None,
                  encoder_depth=5, activation=None, name=None, trainable=True, dtype=None, **options):  # fmt: skip
         num_classes = check_num_classes(num_classes)
@@ -114,11 +116,16 @@ class Segmenter(keras.Model):
         """The encoder model for the ``encoder`` argument (a name, a model, or a serialized encoder).
 
         Architectures that build their own default encoder (the classic U-Net, SegFormer's MiT)
-        or pick a default output stride (DeepLab, LR-ASPP, PAN) override this.
+        override this. Those with ``dilate_by_default`` (DeepLab, LR-ASPP, PAN) build an encoder
+        named by a string at output stride 16 when it dilates (``output_stride=None``, full depth).
         """
         if encoder is None:
             raise ValueError(f"{type(self).__name__} needs an encoder: pass encoder= a name from "
                              "keras_seg.encoders.list_encoders() or an encoder model.")  # fmt: skip
+        if output_stride is None and self.dilate_by_default and isinstance(encoder, str) and encoder_depth == 5:
+            output_stride = 16 if 16 in output_strides(encoder) else 32  # a transformer (MiT) keeps stride 32
+            built = build_encoder(encoder, encoder_weights, input_shape[-1], output_stride, depth=encoder_depth)
+            return built, {"output_stride": output_stride}
         return build_encoder(encoder, encoder_weights, input_shape[-1], output_stride, depth=encoder_depth)
 
     def decoder(self, features, *, num_classes, encoder, **options):
