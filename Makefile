@@ -7,7 +7,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check --no-compile
 # torch 2.14.1 and torchvision 0.29.1 lie on this project's machines as a matching pair (a CUDA build that runs
 # on the CPU); segmentation_models.pytorch, timm and torchvision, the test-only references, need torchvision
 # beside torch. GPU users install "keras-seg[all]" and get their own build.

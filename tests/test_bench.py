@@ -136,6 +136,8 @@ def test_bench_command_measures_keras_and_native_pytorch(tmp_path):
     command = [sys.executable, "-m", "keras_seg.cli", "bench", "--models", "unet", "--impls", f"{impl},pytorch-native",
                "--data", "memory", "--batch-size", "1", "--image-size", "32", "--steps", "2", "--warmup", "1",
                "--rounds", "2", "--out", str(out)]  # fmt: skip
+    # (two rounds: the alternation is what is checked; each of the four children builds and traces the 31 M
+    # parameter U-Net, about 25 s apiece on the 2-core machine)
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert done.returncode == 0, done.stderr[-2000:]
     saved = json.loads(out.read_text())
