@@ -224,7 +224,7 @@ def resolve(handle):
     return handle
 
 
-def _offline_fix(handle, source):
+def _offline_fix(source):
     return (f"Download it where there is a network ({source}) and pass the local directory, e.g. "
             "Segmenter.from_preset('path/to/preset').")  # fmt: skip
 
@@ -240,7 +240,7 @@ def _from_huggingface(repo):
     except Exception as error:  # offline, a wrong name, no permission: one line with what to do
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise ConnectionError(f"hf://{repo} could not be fetched ({type(error).__name__}: {first}). "
-                              + _offline_fix(repo, f"huggingface-cli download {repo} --local-dir DIR")) from None
+                              + _offline_fix(f"huggingface-cli download {repo} --local-dir DIR")) from None
 
 
 def _from_kaggle(handle):
@@ -254,7 +254,7 @@ def _from_kaggle(handle):
     except Exception as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise ConnectionError(f"kaggle://{handle} could not be fetched ({type(error).__name__}: {first}). "
-                              + _offline_fix(handle, f"kagglehub.model_download('{handle}')")) from None
+                              + _offline_fix(f"kagglehub.model_download('{handle}')")) from None
 
 
 def read_metadata(directory):

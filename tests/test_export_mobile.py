@@ -131,6 +131,11 @@ def test_a_one_channel_model_follows_mediapipes_foreground_convention(tmp_path):
     assert labels == ["person"]  # the sigmoid channel is the foreground
     np.testing.assert_allclose(confidences[..., 0], 1 / (1 + np.exp(-logits)), atol=1e-5)  # SIGMOID metadata
     np.testing.assert_array_equal(categories, np.where(logits > 0, 0, 255))  # MediaPipe: 0 foreground, 255 background
+    # images of different sizes in one call: MediaPipe resizes each to the model's 32 x 32; masks at each image's size
+    mixed = E.mediapipe_segment(path, [images[0], np.repeat(images[1], 2, axis=1)])
+    assert [m.shape for m in mixed.category_masks] == [(32, 32), (32, 64)]
+    assert [m.shape for m in mixed.confidence_masks] == [(32, 32, 1), (32, 64, 1)]
+    np.testing.assert_array_equal(mixed.category_masks[0], categories[0])
 
 
 def test_the_gpu_check_flags_argmax_and_six_dimensional_tensors(tmp_path):

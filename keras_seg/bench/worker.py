@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from keras_seg.convert import smp as _smp
+
 NUM_CLASSES = 4  # the shapes dataset's classes
 LEARNING_RATE = 1e-4
 WEIGHT_DECAY = 0.004  # keras.optimizers.AdamW's default, set on the PyTorch side too
@@ -48,11 +50,10 @@ EXPORTED = {"tflite": ("tflite", None), "tflite-int8": ("tflite", "int8"), "onnx
 NATIVE = "pytorch-native"
 NATIVE_COMPILE = "pytorch-native-compile"  # the native network under torch.compile
 NATIVES = (NATIVE, NATIVE_COMPILE)
-# keras_seg architecture name -> segmentation_models.pytorch class, for the SMP references.
-SMP_CLASSES = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN", "pspnet": "PSPNet", "linknet": "Linknet",
-               "manet": "MAnet", "pan": "PAN", "upernet": "UPerNet", "deeplabv3": "DeepLabV3",
-               "deeplabv3plus": "DeepLabV3Plus"}  # fmt: skip
-SMP_ENCODERS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+# keras_seg architecture name -> segmentation_models.pytorch class, for the SMP references (the ResNet encoders that
+# keras_seg.convert.smp imports; a keras_seg name is SMP's, lower-cased).
+SMP_CLASSES = {name.lower(): name for name in _smp.ARCHITECTURES if name not in _smp.MIT_ONLY}
+SMP_ENCODERS = _smp.RESNETS
 # Named models; besides these, any "<architecture>-<encoder>" of keras_seg.models.ARCHITECTURES and
 # keras_seg.encoders.list_encoders() (e.g. "fpn-resnet34", "pspnet-resnet34", "unetplusplus-resnet34").
 MODELS = ("unet", "unet-resnet50", "deeplabv3plus-resnet50", "fcn8s", "segformer-b0", "lraspp-mobilenetv3large",
@@ -224,16 +225,8 @@ def cpu_info():
 
 
 def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    import platform
-
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    info = cpu_info()
+    return f"{info['model']} ({info['cores']} cores)"
 
 
 # ---------------------------------------------------------------------------------------- keras
@@ -541,8 +534,6 @@ def measure(cfg):
     """Run the measurements described by ``cfg`` in this process and return the result dict."""
     backend = backend_of(cfg["impl"])
     native = cfg["impl"] in NATIVES
-    if smp_reference(cfg["model"]) is not None and _has_smp():
-        import segmentation_models_pytorch  # noqa: F401 - with torch and triton before TensorFlow (else a segfault)
     if not native:
         os.environ.setdefault("KERAS_BACKEND", backend)
         import keras

@@ -72,13 +72,13 @@ def from_torchvision(arch, path, *, num_classes=None, class_names=None, **kwargs
                          f"{', '.join(MODELS)}.")  # fmt: skip
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist; pass the .pth file torchvision downloads for {arch or 'the model'}.")
-    if arch is None:
-        arch = guess_arch(read_weights(path)) if os.path.isfile(path) else None
-        if arch is None:
-            raise ValueError(f"{path} is not one of torchvision's segmentation models ({', '.join(MODELS)}); pass arch=.")
     if os.path.isdir(path):
         raise ValueError(f"{path} is a folder; pass the .pth (or .safetensors) file of the torchvision model.")
-    tensors = read_weights(path)
+    tensors = read_weights(path)  # once: a .pth of a ResNet-101 DeepLab is 200 MB
+    if arch is None:
+        arch = guess_arch(tensors)
+        if arch is None:
+            raise ValueError(f"{path} is not one of torchvision's segmentation models ({', '.join(MODELS)}); pass arch=.")
     name, encoder_name, output_stride = MODELS[arch]
     head = {"FCN": "classifier.4.weight", "DeepLabV3": "classifier.4.weight", "LRASPP": "classifier.low_classifier.weight"}
     if head[name] not in tensors:

@@ -23,12 +23,16 @@ import numpy as np
 
 class SegmenterResult(NamedTuple):
     labels: list  # segmenter.labels: the class names MediaPipe read from the file
-    category_masks: np.ndarray  # (N, H, W) uint8: the argmax (one channel: 0 foreground, 255 background)
-    confidence_masks: np.ndarray  # (N, H, W, K) float32: the scores after the file's activation
+    category_masks: np.ndarray  # (N, H, W) uint8: the argmax (one channel: 0 foreground, 255 background); a list for mixed sizes
+    confidence_masks: np.ndarray  # (N, H, W, K) float32: the scores after the file's activation; a list for mixed sizes
 
 
 def mediapipe_segment(path, images, timeout=600):
-    """MediaPipe's ImageSegmenter on ``images`` (uint8 RGB ``(N, H, W, 3)``, or a list of ``(H, W, 3)``)."""
+    """MediaPipe's ImageSegmenter on ``images`` (uint8 RGB ``(N, H, W, 3)``, or a list of ``(H, W, 3)``).
+
+    The masks come back at each image's size: arrays ``(N, H, W)`` / ``(N, H, W, K)`` when the images
+    share one size, else a list per image.
+    """
     import importlib.util
 
     if importlib.util.find_spec("mediapipe") is None:
@@ -43,7 +47,14 @@ def mediapipe_segment(path, images, timeout=600):
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"MediaPipe's ImageSegmenter failed on {path} (exit {done.returncode}): {last}")
         with np.load(outputs) as saved:
-            return SegmenterResult(json.loads(str(saved["labels"])), saved["category"], saved["confidence"])
+            count = len([key for key in saved.files if key.startswith("category_")])
+            categories = [saved[f"category_{i}"] for i in range(count)]
+            confidences = [saved[f"confidence_{i}"] for i in range(count)]
+            labels = json.loads(str(saved["labels"]))
+        if len({c.shape for c in categories}) <= 1:  # one size: arrays (N, H, W) and (N, H, W, K)
+            return SegmenterResult(labels, np.stack(categories) if categories else np.zeros((0, 0, 0), np.uint8),
+                                   np.stack(confidences) if confidences else np.zeros((0, 0, 0, 0), np.float32))
+        return SegmenterResult(labels, categories, confidences)  # images of different sizes: a list each
 
 
 def main(argv=None):
@@ -66,7 +77,8 @@ def main(argv=None):
             categories.append(result.category_mask.numpy_view()[..., 0].copy())
             confidences.append(np.stack([m.numpy_view()[..., 0] for m in result.confidence_masks], axis=-1))
         labels = list(segmenter.labels)
-    np.savez(args.out, labels=json.dumps(labels), category=np.stack(categories), confidence=np.stack(confidences))
+    np.savez(args.out, labels=json.dumps(labels), **{f"category_{i}": c for i, c in enumerate(categories)},
+             **{f"confidence_{i}": c for i, c in enumerate(confidences)})  # per image: sizes may differ
     return 0
 
 
