@@ -29,7 +29,7 @@ import json
 import os
 import warnings
 
-from keras_seg.utils.io import atomic_directory
+from keras_seg.utils.io import atomic_directory, first_few
 
 CONFIG, WEIGHTS, METADATA, CARD = "config.json", "model.weights.h5", "metadata.json", "README.md"
 FILES = (CONFIG, WEIGHTS, METADATA)
@@ -87,10 +87,9 @@ def _check_replaceable(directory):
         return
     foreign = sorted(set(os.listdir(directory)) - {CONFIG, WEIGHTS, METADATA, CARD})
     if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise FileExistsError(
-            f"{directory} is not a preset (it holds {shown}); saving would replace it whole. Choose a new or empty "
-            "directory, e.g. a subfolder of it."
+            f"{directory} is not a preset (it holds {first_few(foreign)}); saving would replace it whole. Choose a new "
+            "or empty directory, e.g. a subfolder of it."
         )
 
 

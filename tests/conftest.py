@@ -34,6 +34,9 @@ def pytest_report_header(config):
 # messages, graph structure and parameter counts, tf.data pipelines, plots, command-line parsing): they run
 # on the TensorFlow pass of scripts/test.sh and are skipped on the JAX and PyTorch passes, which keep every
 # test of numerics, training, saving and loading.
+# Cases marked ``breadth`` widen a numeric check to more settings (another encoder under a decoder that the
+# other cases check on every backend): all of them run on the TensorFlow pass, and the JAX and PyTorch passes
+# run the cases left unmarked, which cover each layer and architecture there once.
 ONCE_BACKEND = "tensorflow"
 
 
@@ -41,9 +44,12 @@ def pytest_collection_modifyitems(config, items):
     if keras.backend.backend() == ONCE_BACKEND:
         return
     skip = pytest.mark.skip(reason=f"backend-independent: checked once, on the {ONCE_BACKEND} pass")
+    sample = pytest.mark.skip(reason=f"a wider setting of a check this pass runs on other cases; all on the {ONCE_BACKEND} pass")
     for item in items:
         if item.get_closest_marker("once"):
             item.add_marker(skip)
+        elif item.get_closest_marker("breadth"):
+            item.add_marker(sample)
 
 
 @pytest.fixture(autouse=True)

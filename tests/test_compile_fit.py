@@ -113,3 +113,31 @@ def test_package_exports():
         assert hasattr(keras_seg.losses, name)
     for name in ["MeanIoU", "IoU", "DiceScore", "PixelAccuracy", "ConfusionMatrix", "segmentation_report"]:
         assert hasattr(keras_seg.metrics, name)
+
+
+def test_the_first_training_step_is_traced_once_and_a_loaded_model_still_resumes(tmp_path):
+    """Segmenter.make_train_function creates the optimizer's variables before the first step: on TensorFlow a
+    step that creates them is traced twice (here: 2 traces of the loss before the fix, 1 after). A Python
+    counter in the loss counts the traces."""
+    traces = []
+
+    def counted(y_true, y_pred):
+        traces.append(1)
+        return keras.ops.mean(keras.ops.square(y_pred - y_true))
+
+    model = keras_seg.models.UNet(1, widths=(4, 8))
+    model.compile(optimizer="adam", loss=counted)
+    assert not model.optimizer.built
+    x, y = np.zeros((2, 16, 16, 3), "float32"), np.ones((2, 16, 16, 1), "float32")
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    assert model.optimizer.built and int(model.optimizer.iterations) == 2
+    if keras.backend.backend() == "tensorflow":  # (JAX and PyTorch add Keras' symbolic build; PyTorch runs eagerly)
+        assert len(traces) == 1, traces
+    # a compiled .keras file comes back compiled, optimizer state included (Keras' own loading path)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, custom_objects={"counted": counted})
+    assert int(loaded.optimizer.iterations) == 2
+    loaded.train_on_batch(x, y)
+    assert int(loaded.optimizer.iterations) == 3

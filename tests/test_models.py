@@ -6,6 +6,7 @@ import pytest
 
 import keras_seg
 from keras_seg.models import FCN, FPN, LRASPP, PAN, DeepLabV3, DeepLabV3Plus, LinkNet, MANet, PSPNet, UNet, UNetPlusPlus, UPerNet
+from torch_reference import keras_logits  # the model's logits as numpy: compiled on JAX, eager elsewhere
 
 
 def tiny_encoder(channels=3):
@@ -55,7 +56,7 @@ def test_logits_come_back_at_input_size(name):
     if keras.backend.backend() != "tensorflow":
         sizes = sizes[1:]  # one batch of odd sizes per architecture on the JAX and PyTorch passes
     for batch, h, w in sizes:
-        out = keras.ops.convert_to_numpy(model(images(batch, h, w)))
+        out = keras_logits(model, images(batch, h, w))  # JAX: one compiled graph, 5x quicker than op by op here
         assert out.shape == (batch, h, w, 3)
         assert out.dtype == np.float32 and np.isfinite(out).all()
 

@@ -35,6 +35,16 @@ def images(batch=2, height=40, width=56, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (batch, height, width, 3)).astype("float32")
 
 
+# A small MiT (widths 8-64, one block a stage): b0's graph, every kind of layer in it, at a fraction of its build,
+# trace and conversion time; for the tests that are about SegFormer's wiring, not b0's sizes.
+SMALL_MIT = dict(hidden_sizes=(8, 16, 40, 64), depths=(1, 1, 1, 1))
+
+
+def small_segformer(num_classes=3, drop_path_rate=0.1, **kwargs):
+    return SegFormer(num_classes, encoder=MiTEncoder(drop_path_rate=drop_path_rate, **SMALL_MIT), decoder_channels=16,
+                     **kwargs)  # fmt: skip
+
+
 def run(model, x):
     """The model called eagerly in inference mode, as numpy (a dict of them for an encoder)."""
     return keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
@@ -306,10 +316,26 @@ def test_config_and_keras_file_round_trip(segformer, tmp_path):
     np.testing.assert_allclose(run(loaded, x), expected, atol=1e-5)
 
 
-@pytest.mark.slow  # tracing B0's training step takes TensorFlow and JAX 10-25 s on 2 cores
+def test_a_mit_of_other_sizes_has_the_parameters_of_transformers_and_saves(tmp_path):
+    model = small_segformer()
+    assert model.encoder.pyramid_channels == {"P2": 8, "P3": 16, "P4": 40, "P5": 64}
+    assert len([l for l in model.encoder.layers if l.name.endswith("_attn")]) == 4  # one block a stage
+    transformers = pytest.importorskip("transformers")
+    config = transformers.SegformerConfig(hidden_sizes=[8, 16, 40, 64], depths=[1, 1, 1, 1], decoder_hidden_size=16,
+                                          num_labels=3)  # fmt: skip
+    assert trainable(model) == sum(p.numel() for p in transformers.SegformerForSemanticSegmentation(config).parameters())
+    x = images()
+    path = str(tmp_path / "small.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert (loaded.encoder.hidden_sizes, loaded.encoder.depths) == ((8, 16, 40, 64), (1, 1, 1, 1))
+    np.testing.assert_allclose(run(loaded, x), run(model, x), atol=1e-5)
+
+
+@pytest.mark.slow  # tracing a training step takes TensorFlow and JAX 10-25 s on 2 cores for b0
 def test_training_steps_lower_the_loss():
     # Without dropout and drop path the training-mode loss of one batch is a deterministic function of the weights.
-    model = SegFormer(3, dropout=0.0, drop_path_rate=0.0)
+    model = small_segformer(dropout=0.0, drop_path_rate=0.0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras_seg.losses.CrossEntropyLoss())
     x = images(2, 32, 32)
     y = np.ones((2, 32, 32), "int32")
@@ -395,6 +421,9 @@ def test_the_native_benchmark_reference_is_the_same_network():
         (lambda: DeepLabV3Plus(3, encoder="mit_b0", output_stride=16), ValueError, "output_stride=16 is not offered for the Mix Transformer encoder 'mit_b0' by name"),
         (lambda: DeepLabV3Plus(3, encoder="mit_b0", output_stride=8), ValueError, "Pass output_stride=None (or 32)"),
         (lambda: SegFormer(3, activation="relu"), ValueError, "activation='relu'"),
+        (lambda: MiTEncoder(hidden_sizes=(8, 16, 32, 64)), ValueError, "hidden_sizes=(8, 16, 32, 64) must be four positive "
+         "ints, one per stage, each a multiple of its stage's attention heads (1, 2, 5, 8)"),
+        (lambda: MiTEncoder(depths=(1, 1, 1)), ValueError, "depths=(1, 1, 1) must be four positive ints, one per stage."),
     ],
 )
 @pytest.mark.once
@@ -413,10 +442,10 @@ def test_weights_file_of_an_encoder_loads_by_name(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow  # JAX compiles every bfloat16 op anew: 20 s
+@pytest.mark.slow  # JAX compiles every bfloat16 op anew
 def test_mixed_precision_gives_float32_logits():
     keras.config.set_dtype_policy("mixed_bfloat16")
-    model = SegFormer(3)
+    model = small_segformer()
     assert model.get_layer("logits").compute_dtype == "float32"
     out = model(images())
     assert keras.backend.standardize_dtype(out.dtype) == "float32" and out.shape == (2, 40, 56, 3)

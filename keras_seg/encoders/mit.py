@@ -66,6 +66,17 @@ LAYER_NORM_EPSILON = 1e-5  # torch.nn.LayerNorm's default, which every SegFormer
 MIT_ENCODERS = {f"mit_{v}": v for v in VARIANTS}
 
 
+def _four(name, values, default, multiples_of=(1, 1, 1, 1)):
+    """``values`` (four positive ints, stage ``i``'s a multiple of ``multiples_of[i]``) as a tuple; ``None``: ``default``."""
+    if values is None:
+        return tuple(default)
+    values = tuple(values)
+    if len(values) != 4 or not all(isinstance(v, int) and v > 0 and v % m == 0 for v, m in zip(values, multiples_of)):
+        need = "" if set(multiples_of) == {1} else f", each a multiple of its stage's attention heads {multiples_of}"
+        raise ValueError(f"{name}={values!r} must be four positive ints, one per stage{need}.")
+    return values
+
+
 def check_variant(variant):
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not a Mix Transformer variant; expected one of {sorted(VARIANTS)}.")
@@ -245,6 +256,11 @@ class MiTEncoder(Encoder):
             ``"b5"`` (64-128-320-512, depths 3-6-40-3, 81.4 M).
         in_channels: input channels (ImageNet statistics' mean for channels other than RGB).
         drop_path_rate: the stochastic-depth rate of the last block (training only).
+        hidden_sizes, depths: four widths and four block counts in place of the ``variant``'s (keras-hub's
+            ``MiTBackbone`` takes the same two); stage ``i``'s width must be a multiple of its
+            attention heads, 1, 2, 5, 8. The ``variant`` still names the decoder width SegFormer
+            picks when ``decoder_channels=None``. A small MiT for tests: ``hidden_sizes=(8, 16, 40, 64),
+            depths=(1, 1, 1, 1)``.
 
     Takes RGB values in [0, 255] (ImageNet mean / std normalisation inside the graph) of any
     size and returns ``{"P2", "P3", "P4", "P5"}`` at strides 4, 8, 16, 32.
@@ -260,8 +276,10 @@ class MiTEncoder(Encoder):
     """
 
     def __init__(self, variant="b0", in_channels=3, drop_path_rate=0.1, layer_norm_epsilon=LAYER_NORM_EPSILON,
-                 output_stride=32, **kwargs):  # fmt: skip
+                 output_stride=32, hidden_sizes=None, depths=None, **kwargs):  # fmt: skip
         spec = VARIANTS[check_variant(variant)]
+        spec = MiTVariant(_four("hidden_sizes", hidden_sizes, spec.hidden_sizes, NUM_HEADS),
+                          _four("depths", depths, spec.depths))  # fmt: skip
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels={in_channels!r} must be a positive int (3 for RGB).")
         if output_stride not in (8, 16, 32):
@@ -292,6 +310,7 @@ class MiTEncoder(Encoder):
         self.drop_path_rate = float(drop_path_rate)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.output_stride = int(output_stride)
+        self.hidden_sizes, self.depths = spec
 
     @classmethod
     def from_huggingface(cls, path, config=None, **kwargs):
@@ -316,7 +335,8 @@ class MiTEncoder(Encoder):
     def get_config(self):
         config = super().get_config()
         config.update(variant=self.variant, in_channels=self.in_channels, drop_path_rate=self.drop_path_rate,
-                      layer_norm_epsilon=self.layer_norm_epsilon, output_stride=self.output_stride)  # fmt: skip
+                      layer_norm_epsilon=self.layer_norm_epsilon, output_stride=self.output_stride,
+                      hidden_sizes=list(self.hidden_sizes), depths=list(self.depths))  # fmt: skip
         return config
 
 

@@ -6,6 +6,8 @@ import importlib.util
 import numbers
 import os
 
+from keras_seg.utils.io import first_few
+
 FORMATS = ("saved_model", "tflite", "onnx")
 OUTPUTS = ("logits", "probabilities", "labels")
 INPUT_DTYPES = ("float32", "uint8")
@@ -147,10 +149,9 @@ def check_replaceable(path, format):
     if format == "saved_model":
         foreign = foreign_entries(path) if os.path.isdir(path) else None
         if foreign:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise FileExistsError(
-                f"{path} is a folder that is not a SavedModel (it holds {shown}); the export would replace it "
-                "whole. Choose a new or empty folder, e.g. a subfolder of it."
+                f"{path} is a folder that is not a SavedModel (it holds {first_few(foreign)}); the export would "
+                "replace it whole. Choose a new or empty folder, e.g. a subfolder of it."
             )
         return
     offset, magic = _FILE_MAGIC[format]

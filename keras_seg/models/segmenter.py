@@ -166,6 +166,21 @@ class Segmenter(keras.Model):
         """Train the encoder again. Re-``compile`` after."""
         self.encoder.trainable = True
 
+    def make_train_function(self, force=False):
+        """Keras' training step, with the optimizer's variables created first (as Keras does when it loads a
+        compiled model). Keras on TensorFlow otherwise creates them inside the first trace of the step, and
+        TensorFlow traces a function that creates variables twice, once to create them and once to run: every
+        first ``fit`` / ``train_on_batch`` after ``compile`` would trace the step twice (a small U-Net's first
+        step: 13.5 s -> 7.3 s on a 2-core CPU). Not ``compile``: Keras skips a custom ``compile`` on loading."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            if keras.backend.backend() == "tensorflow":  # under the strategy compile captured (MirroredStrategy)
+                with self.distribute_strategy.scope():
+                    optimizer.build(self.trainable_variables)
+            else:
+                optimizer.build(self.trainable_variables)
+        return super().make_train_function(force=force)
+
     def predict_mask(self, images, batch_size=8, threshold=0.5, probabilities=False, sliding_window=None, tta=None):
         """Integer label maps at each image's own size; see :func:`keras_seg.inference.predict_mask`.
 

@@ -75,3 +75,9 @@ def atomic_directory(path, check=None):
         for leftover in (tmp, old):
             if leftover and os.path.exists(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+def first_few(names, shown=3):
+    """``"a, b, c and 4 more"``: the first ``shown`` of ``names`` for a message, and how many were left out."""
+    names = list(names)
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
