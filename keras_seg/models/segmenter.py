@@ -171,7 +171,8 @@ class Segmenter(keras.Model):
         compiled model). Keras on TensorFlow otherwise creates them inside the first trace of the step, and
         TensorFlow traces a function that creates variables twice, once to create them and once to run: every
         first ``fit`` / ``train_on_batch`` after ``compile`` would trace the step twice (a small U-Net's first
-        step: 13.5 s -> 7.3 s on a 2-core CPU). Not ``compile``: Keras skips a custom ``compile`` on loading."""
+        step without XLA: 13.5 s -> 7.3 s on a 2-core CPU). Done here, not in ``compile``: Keras does not call
+        a model's own ``compile`` when it loads a compiled model."""
         optimizer = getattr(self, "optimizer", None)
         if optimizer is not None and not optimizer.built:
             if keras.backend.backend() == "tensorflow":  # under the strategy compile captured (MirroredStrategy)
