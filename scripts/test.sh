@@ -16,7 +16,8 @@ for backend in $BACKENDS; do
   # XLA_FLAGS yourself to override.
   xla=${XLA_FLAGS-}
   [ "$backend" = jax ] && [ -z "$xla" ] && xla=--xla_backend_optimization_level=0
-  XLA_FLAGS=$xla KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -p no:cacheprovider -n "$WORKERS" "$@"
+  # --durations: the 30 slowest tests of each pass go into the log (where CI time goes, run by run)
+  XLA_FLAGS=$xla KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -p no:cacheprovider -n "$WORKERS" --durations=30 "$@"
   code=$?
   echo "=== $backend: exit $code in $(( $(date +%s) - start )) s ==="
   [ $code -eq 0 ] || failed+=("$backend")

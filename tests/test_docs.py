@@ -1,17 +1,20 @@
 """The documentation site (docs/, mkdocs.yml): its code runs, and it builds without a warning.
 
 Every ```python block of docs/index.md and docs/guides/*.md is executed, page by page: the
-blocks of one page share one namespace and run in order, in a fresh Python process (so that a
-page may split the CPU into devices, or import PyTorch before TensorFlow, as a user's program
-would) whose working directory is a temporary folder. A block whose fence is immediately
+blocks of one page share one namespace and run in order, with a temporary folder of the page's
+own as the working directory. The pages that must start their own program (one splits the CPU
+into devices before the backend starts, one imports PyTorch before TensorFlow, as a user's
+program would) run each in a fresh Python process; the others run one after another in one more
+fresh process (a fresh namespace and a cleared Keras session each), which spares seven
+TensorFlow start-ups. A block whose fence is immediately
 preceded by the line ``<!-- no-run -->`` is shown, not run (real datasets, GPUs, the network,
 several hosts). A block that raises fails the test of its page; the traceback names the
 Markdown file and line.
 
 The pages are run once, on the TensorFlow pass of scripts/test.sh (they exercise the API the
 unit tests check on every backend; keras_seg.data needs TensorFlow in any case). One page by
-hand: ``KERAS_BACKEND=tensorflow python tests/test_docs.py docs/guides/phone.md`` (in a scratch
-folder: it writes files).
+hand: ``KERAS_BACKEND=tensorflow python tests/test_docs.py docs/guides/phone.md [more pages]`` (in
+a scratch folder: it writes files).
 """
 
 import importlib.util
@@ -29,11 +32,13 @@ DOCS = ROOT / "docs"
 NO_RUN = "<!-- no-run -->"
 BACKEND = "tensorflow"
 PAGES = ["index.md"] + sorted(f"guides/{p.name}" for p in (DOCS / "guides").glob("*.md"))
-# Pages that take more than 20 s on the 2-core CPU machine (fresh interpreter, TensorFlow import and the
-# blocks), measured while another test run shared the CPU: index 37 s, multi-gpu 36 s, presets 34 s,
-# own-data 34 s, phone 31 s, from-pytorch 26 s, losses 22 s. All of them, then.
-SLOW = set(PAGES)
-PAGE_TIMEOUT = 300
+# The pages that need a program of their own; the rest share one process.
+OWN_PROCESS = {
+    "guides/multi-gpu.md": "splits the CPU into devices before the backend runs anything",
+    "guides/from-pytorch.md": "imports PyTorch (and triton) before TensorFlow",
+}
+GROUPS = {"shared": [p for p in PAGES if p not in OWN_PROCESS], **{p: [p] for p in OWN_PROCESS}}
+PAGE_TIMEOUT = 300  # seconds a page may take
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*$")
 
@@ -81,10 +86,27 @@ def run_page(path):
     return 0
 
 
-if __name__ == "__main__":  # python tests/test_docs.py PAGE.md: run one page's blocks here
-    if len(sys.argv) != 2:
-        sys.exit("usage: python tests/test_docs.py docs/PAGE.md")
-    sys.exit(run_page(sys.argv[1]))
+def run_pages(paths):
+    """Run each page in its own subfolder of the current directory, one after another; the number that failed."""
+    here, failed = Path.cwd(), 0
+    for path in paths:
+        folder = here / Path(path).stem
+        folder.mkdir(exist_ok=True)
+        os.chdir(folder)
+        try:
+            failed += run_page(path) != 0
+        finally:
+            os.chdir(here)
+            if "keras" in sys.modules:  # the next page starts from a cleared session and the float32 policy
+                sys.modules["keras"].utils.clear_session()
+                sys.modules["keras"].config.set_dtype_policy("float32")
+    return failed
+
+
+if __name__ == "__main__":  # python tests/test_docs.py PAGE.md [PAGE.md ...]: run the pages' blocks here
+    if len(sys.argv) < 2:
+        sys.exit("usage: python tests/test_docs.py docs/PAGE.md [docs/PAGE.md ...]")
+    sys.exit(min(run_pages(sys.argv[1:]), 1))
 
 
 import keras  # noqa: E402 - below the runner, which a page's process must start without
@@ -100,17 +122,39 @@ def test_every_guide_has_a_runnable_block():
         assert any(runs for _, _, runs in blocks), f"docs/{page} has no ```python block that runs"
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=[pytest.mark.slow] if p in SLOW else []) for p in PAGES])
-def test_page_code_runs(page, tmp_path):
+def test_every_page_runs_in_exactly_one_group():
+    assert sorted(p for pages in GROUPS.values() for p in pages) == sorted(PAGES)
+
+
+def test_a_failing_block_fails_its_page_and_the_next_pages_still_run(tmp_path, capsys, monkeypatch):
+    pages = []
+    for name, code in (("first", "x = 1"), ("broken", "x = 1\nraise RuntimeError('boom')"), ("last", "import os\nopen('here.txt', 'w').close()")):
+        page = tmp_path / f"{name}.md"
+        page.write_text(f"# {name}\n\n```python\n{code}\n```\n", encoding="utf-8")
+        pages.append(page)
+    monkeypatch.chdir(tmp_path)
+    assert run_pages(pages) == 1
+    out = capsys.readouterr()
+    assert "broken.md:4 block 1: FAILED" in out.out and "RuntimeError: boom" in out.err
+    assert "last.md:4 block 1: ok" in out.out and (tmp_path / "last" / "here.txt").is_file()  # its own folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_page_code_runs(group, tmp_path):
+    pages = GROUPS[group]
     env = dict(os.environ, KERAS_BACKEND=BACKEND, MPLBACKEND="Agg",
                PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # fmt: skip
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(DOCS / page)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=PAGE_TIMEOUT)  # fmt: skip
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), *(str(DOCS / p) for p in pages)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=PAGE_TIMEOUT * len(pages))  # fmt: skip
     seconds = time.perf_counter() - start
     report = "\n".join(line for line in done.stdout.splitlines() if line.startswith("[docs]"))
-    assert done.returncode == 0, f"docs/{page}: a code block failed ({seconds:.0f} s)\n{report}\n{done.stderr[-6000:]}"
-    print(f"docs/{page}: {seconds:.1f} s\n{report}")
+    failed = [p for p in pages if any(line.startswith(f"[docs] docs/{p}:") and "FAILED" in line for line in report.splitlines())]
+    assert done.returncode == 0, (f"{', '.join(failed) or ', '.join(pages)}: a code block failed ({seconds:.0f} s)\n"
+                                  f"{report}\n{done.stderr[-6000:]}")  # fmt: skip
+    print(f"{', '.join(pages)}: {seconds:.1f} s\n{report}")
 
 
 def test_mkdocs_build_is_strict_clean(tmp_path):

@@ -193,6 +193,20 @@ def test_train_checks_its_arguments():
         training.train(tiny_model(), endless, epochs=1)
 
 
+def test_jit_compile_reaches_the_training_step_and_a_resumed_run(tmp_path):
+    with pytest.raises(ValueError, match="jit_compile='yes' must be 'auto', True or False"):
+        training.train(tiny_model(), batches("train"), epochs=1, jit_compile="yes")
+    if keras.backend.backend() != "tensorflow":  # JAX: XLA is what every JAX training test runs ("auto")
+        pytest.skip("jit_compile=True is JAX's default, and torch.compile on PyTorch, which this CPU suite does not run")
+    out = str(tmp_path / "xla")
+    first = training.train(tiny_model(), batches("train"), batches("val"), epochs=1, out_dir=out, jit_compile=True,
+                           verbose=0)  # fmt: skip
+    assert first.model.jit_compile is True and np.isfinite(first.history["loss"]).all()
+    resumed = training.train(None, batches("train"), batches("val"), epochs=2, out_dir=out, resume=True,
+                             jit_compile=False, verbose=0)  # fmt: skip
+    assert resumed.model.jit_compile is False and resumed.initial_epoch == 1 and len(resumed.history["loss"]) == 1
+
+
 def test_loss_from_string():
     loss = keras_seg.losses.from_string("0.5*ce + dice", ignore_index=255, class_weights=[1, 2, 3, 4])
     assert isinstance(loss, keras_seg.losses.CompositeLoss)
