@@ -107,7 +107,8 @@ def train(
         callbacks: extra Keras callbacks.
         jit_compile: XLA for the training step, as ``model.compile`` takes it: ``"auto"`` (Keras': on for
             JAX, off on a CPU-only TensorFlow), ``True`` or ``False``. On TensorFlow CPU ``True`` makes
-            the demo U-Net's step about a fifth faster (2-core AMD EPYC, AVX2); a resumed run uses it too.
+            the demo U-Net's step about a fifth faster (2-core AMD EPYC, AVX2) after an XLA compile of
+            45-50 s in the first epoch: worth it for runs of more than a few minutes. A resumed run uses it too.
 
     Before compiling, the first batch of ``train_data`` and of ``validation_data`` is
     checked against the model (:func:`keras_seg.utils.validate.check_batch`: ranks, channels,
