@@ -17,9 +17,9 @@ import keras_seg
 from keras_seg import export as E
 from keras_seg.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from keras_seg.data.shapes import shapes_arrays
-from keras_seg.encoders import MiTEncoder
-from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, SegFormer, UNet
+from keras_seg.models import FCN, DeepLabV3, DeepLabV3Plus, UNet
 from test_models import BUILDERS, tiny_encoder  # the bring-your-own encoder of the model battery
+from test_segformer import small_segformer  # SegFormer on a small MiT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "saved_models", "shapes_unet.keras")
@@ -37,9 +37,7 @@ ARCHITECTURES = {  # the smallest settings that build
     "deeplabv3": lambda: DeepLabV3(3, encoder=tiny_encoder(), aspp_channels=8),  # atrous rates 3, 6, 9
     "deeplabv3plus": lambda: DeepLabV3Plus(3, encoder=tiny_encoder(), aspp_channels=8, low_level_channels=4,
                                            decoder_channels=8),  # fmt: skip
-    # a small MiT (b0's graph, widths 8-64, one block a stage): attention with positions flattened in the graph
-    "segformer": lambda: SegFormer(3, encoder=MiTEncoder(hidden_sizes=(8, 16, 40, 64), depths=(1, 1, 1, 1)),
-                                   decoder_channels=16),  # fmt: skip
+    "segformer": small_segformer,  # a small MiT (b0's graph): attention with positions flattened in the graph
     **{name: BUILDERS[name] for name in ("unetplusplus", "fpn", "pspnet", "linknet", "manet", "pan", "upernet", "lraspp")},
 }
 # (fixed input size, any-size check size): PAN max-pools its deepest feature three times (see test_models.SIZES).

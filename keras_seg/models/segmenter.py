@@ -10,6 +10,8 @@ calls the constructor: a ``.keras`` file reloads with ``keras.saving.load_model`
 after ``import keras_seg``, without downloading anything.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -175,10 +177,8 @@ class Segmenter(keras.Model):
         a model's own ``compile`` when it loads a compiled model."""
         optimizer = getattr(self, "optimizer", None)
         if optimizer is not None and not optimizer.built:
-            if keras.backend.backend() == "tensorflow":  # under the strategy compile captured (MirroredStrategy)
-                with self.distribute_strategy.scope():
-                    optimizer.build(self.trainable_variables)
-            else:
+            tensorflow = keras.backend.backend() == "tensorflow"  # under the strategy compile captured (Mirrored)
+            with self.distribute_strategy.scope() if tensorflow else contextlib.nullcontext():
                 optimizer.build(self.trainable_variables)
         return super().make_train_function(force=force)
 
