@@ -246,6 +246,8 @@ def build_parser():
     c.add_argument("--encoder", help="SMP: the encoder of a bare state dict (resnet34, ...)")
     c.add_argument("--classes", type=_class_names, help="comma-separated class names, index 0 first "
                    "(default: the 21 VOC names for torchvision's models)")  # fmt: skip
+    c.add_argument("--overwrite", action="store_true", help="replace an existing .keras file at OUT (a trained model "
+                   "there is lost)")  # fmt: skip
 
     b = sub.add_parser("bench", help="training and inference speed per backend, as ratios to native PyTorch")
     b.add_argument("--quick", action="store_true", help="the classic U-Net on every backend, float32 (under 3 minutes)")
@@ -518,6 +520,9 @@ def convert(args):
         raise ValueError(f"{args.out} must end in .keras (the converted model is a Keras file).")
     if os.path.isdir(args.out) or (os.path.exists(args.out) and not zipfile_ok(args.out)):
         raise FileExistsError(f"{args.out} exists and is not a .keras file; choose another path.")
+    if os.path.exists(args.out) and not args.overwrite:
+        raise FileExistsError(f"{args.out} already exists (a model you trained may be in it); choose another path, "
+                              "or pass --overwrite to replace it.")  # fmt: skip
     if not os.path.exists(args.source):
         raise FileNotFoundError(f"{args.source} does not exist; pass an SMP save_pretrained folder or a weights file.")
     kind = args.source_kind

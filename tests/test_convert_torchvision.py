@@ -161,3 +161,12 @@ def test_keras_seg_convert_errors_are_one_line(tmp_path, capsys):
     code, out, err = run_cli(capsys, ["convert", tmp_path / "unet.safetensors", tmp_path / "unet.keras", "--arch", "Unet",
                                       "--encoder", "resnet18", "--classes", "bg,road"])  # fmt: skip
     assert code == 0 and "UNet on" in out and "2 classes (bg, road)" in out, err
+    # a second convert to the same path keeps the file there (a model someone trained, perhaps) unless --overwrite
+    before = (tmp_path / "unet.keras").read_bytes()
+    again = ["convert", tmp_path / "unet.safetensors", tmp_path / "unet.keras", "--arch", "Unet", "--encoder", "resnet18"]
+    code, _, err = run_cli(capsys, again)
+    assert code == 1 and "unet.keras already exists" in err and "--overwrite" in err and err.count("\n") == 0, err
+    assert (tmp_path / "unet.keras").read_bytes() == before
+    code, _, err = run_cli(capsys, again + ["--overwrite"])
+    assert code == 0, err
+    assert keras_seg.training.read_state(tmp_path / "unet.keras").get("class_names") is None  # replaced: no --classes
