@@ -17,6 +17,7 @@ from keras_seg.encoders.mit import DropPath
 from keras_seg.models import FCN, DeepLabV3Plus, SegFormer, UNet
 from keras_seg.convert import huggingface
 from test_models import tiny_encoder  # the bring-your-own encoder of the model battery
+from torch_reference import keras_logits as run  # inference-mode outputs as numpy: compiled on JAX, eager elsewhere
 
 BACKEND = keras.backend.backend()
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -43,15 +44,6 @@ SMALL_MIT = dict(hidden_sizes=(8, 16, 40, 64), depths=(1, 1, 1, 1))
 def small_segformer(num_classes=3, drop_path_rate=0.1, **kwargs):
     return SegFormer(num_classes, encoder=MiTEncoder(drop_path_rate=drop_path_rate, **SMALL_MIT), decoder_channels=16,
                      **kwargs)  # fmt: skip
-
-
-def run(model, x):
-    """The model in inference mode, as numpy (a dict of them for an encoder): on JAX one compiled graph
-    (``predict_on_batch``; op by op, JAX compiles each of b0's ops for each shape), eagerly elsewhere.
-    test_logits_come_back_at_input_size calls the model eagerly on every backend."""
-    if BACKEND == "jax":
-        return keras.tree.map_structure(np.asarray, model.predict_on_batch(x))
-    return keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
 
 
 # ---------------------------------------------------------------------------------------------- Hugging Face

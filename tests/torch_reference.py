@@ -41,11 +41,12 @@ def reference_logits(module, images):
 
 
 def keras_logits(model, images):
-    """The keras_seg model's logits on ``images`` as numpy. On JAX the whole graph is compiled once
-    (``predict_on_batch``: about 3 s for a ResNet-34 U-Net on 2 cores, half of what running it op by op
-    compiles); TensorFlow and PyTorch run it eagerly, which is quicker for them."""
+    """The keras_seg model's output on ``images`` in inference mode, as numpy (a dict of arrays for an encoder's
+    pyramid). On JAX the whole graph is compiled once (``predict_on_batch``: about 3 s for a ResNet-34 U-Net on
+    2 cores, half of what running it op by op compiles, where JAX compiles each op for each shape);
+    TensorFlow and PyTorch run it eagerly, which is quicker for them."""
     import keras
 
     if keras.backend.backend() == "jax":
-        return np.asarray(model.predict_on_batch(images))
-    return keras.ops.convert_to_numpy(model(images))
+        return keras.tree.map_structure(np.asarray, model.predict_on_batch(images))
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, model(images, training=False))
