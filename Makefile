@@ -32,8 +32,8 @@ DEMO ?= runs/demo
 KERAS_SEG := $(VENV)/bin/keras-seg
 
 demo: setup-demo
-	$(KERAS_SEG) train --data shapes --model unet --widths 16,32,64,128 --epochs 9 --batch-size 8 --lr 1e-2 \
-		--jit-compile --no-augment --out $(DEMO) --overwrite
+	$(KERAS_SEG) train --data shapes --model unet --widths 16,32,64,128 --epochs 15 --batch-size 8 \
+		--no-augment --out $(DEMO) --overwrite
 	$(KERAS_SEG) evaluate $(DEMO)/best.keras --data shapes
 	$(KERAS_SEG) predict $(DEMO)/best.keras saved_models/samples --out $(DEMO)/predictions
 	@echo "pictures: $(DEMO)/curves.png $(DEMO)/samples.png $(DEMO)/confusion.png $(DEMO)/predictions/"
