@@ -116,35 +116,16 @@ def child(variant, runs):
     if variant == "torch":
         import torch  # noqa: F401  (before anything that may pull TensorFlow: triton after it segfaults)
     sys.path.insert(0, ROOT)
-    from keras_seg.export.verify import _median_ms  # two warm-up calls, then the median of ``runs`` timed ones
-    out, threads = {}, None
+    from keras_seg.bench.worker import threads
+    from keras_seg.export.verify import median_ms  # two warm-up calls, then the median of ``runs`` timed ones
+
+    out = {}
     for spec in LAYERS:
-        if variant == "torch":
-            import torch
-
-            forward, backward = _torch_layer(spec)
-            threads = torch.get_num_threads()
-        else:
-            forward, backward = _keras_layer(spec, variant)
-        out[spec[0]] = {"forward_ms": _median_ms(forward, runs), "train_ms": _median_ms(backward, runs)}
-    if variant != "torch":
-        import keras
-
-        out["_versions"] = {"keras": keras.__version__}
-        if variant == "jax":
-            import jax
-
-            out["_versions"]["jax"] = jax.__version__
-        else:
-            import tensorflow as tf
-
-            out["_versions"]["tensorflow"] = tf.__version__
-            threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
-    else:
-        import torch
-
-        out["_versions"] = {"torch": torch.__version__}
-    out["_threads"] = threads or os.cpu_count()
+        forward, backward = _torch_layer(spec) if variant == "torch" else _keras_layer(spec, variant)
+        out[spec[0]] = {"forward_ms": median_ms(forward, runs), "train_ms": median_ms(backward, runs)}
+    module = {"tensorflow-xla": "tensorflow"}.get(variant, variant)
+    out["_versions"] = {module: sys.modules[module].__version__}
+    out["_threads"] = threads(module)
     print("RESULT " + json.dumps(out))
 
 

@@ -78,7 +78,7 @@ def cpu_latency_ms(path, input_dtype, size, threads, runs):
         interpreter.set_tensor(source["index"], image)
         interpreter.invoke()
 
-    return V._median_ms(once, runs)
+    return V.median_ms(once, runs)
 
 
 def run_model(name, args, result, save, artifacts):

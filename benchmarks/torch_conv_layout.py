@@ -60,15 +60,6 @@ def conv_on_views():
         torch_nn.conv = original
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unet-resnet34")
@@ -84,6 +75,7 @@ def main():
     import numpy as np
 
     from keras_seg.bench import worker
+    from keras_seg.export.verify import median_ms as time_ms  # warm-ups are done once, below, for every variant
     from keras_seg.losses import CrossEntropyLoss
 
     threads = torch.get_num_threads()
@@ -149,8 +141,8 @@ def main():
     for round_ in range(args.rounds):
         for name, context in variants.items():
             with context():
-                predict_ms = timed(calls[name][0], args.repeats)
-                train_ms = timed(calls[name][1], args.repeats)
+                predict_ms = time_ms(calls[name][0], args.repeats, warmup=0)
+                train_ms = time_ms(calls[name][1], args.repeats, warmup=0)
             rows.append({"round": round_, "variant": name, "predict_ms": predict_ms, "train_ms": train_ms})
             print(f"round {round_} {name:10s} predict {predict_ms:7.1f} ms   train step {train_ms:7.1f} ms", flush=True)
 

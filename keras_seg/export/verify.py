@@ -131,7 +131,7 @@ class KerasOutputs:
 def keras_latency_ms(model, images, runs):
     """Median ``predict_on_batch`` time per image of the Keras model on ``images`` (one batch)."""
     images = images.astype("float32")
-    return _median_ms(lambda: model.predict_on_batch(images), runs) / len(images)
+    return median_ms(lambda: model.predict_on_batch(images), runs) / len(images)
 
 
 def compare(run, reference, images, masks, facts, latency_runs):
@@ -171,7 +171,7 @@ def compare(run, reference, images, masks, facts, latency_runs):
     if masks is not None:
         fields.update(miou_keras=mean_iou(keras_vs_masks), miou_export=mean_iou(export_vs_masks))
     one = np.repeat(images[:1], run.batch or 1, axis=0)
-    fields["latency_ms"] = _median_ms(lambda: run(one), latency_runs) / len(one)
+    fields["latency_ms"] = median_ms(lambda: run(one), latency_runs) / len(one)
     return fields
 
 
@@ -237,9 +237,11 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x.astype("float64")))
 
 
-def _median_ms(call, runs):
-    call()  # warm-up (graph building, allocation)
-    call()
+def median_ms(call, runs, warmup=2):
+    """Milliseconds of ``call()``: the median of ``runs`` timed calls after ``warmup`` untimed ones (graph
+    building, allocation). The one timing loop of the export checks and the benchmark scripts."""
+    for _ in range(warmup):
+        call()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
