@@ -17,6 +17,7 @@ import keras
 from keras_seg import losses as seg_losses
 from keras_seg import metrics as seg_metrics
 from keras_seg.utils import validate
+from keras_seg.utils.io import atomic_path
 from keras_seg.training.callbacks import BestCheckpoint
 from keras_seg.training.callbacks import LogLearningRate
 from keras_seg.training.callbacks import ResumableEarlyStopping
@@ -173,9 +174,11 @@ def train(
     common = [guard, LogLearningRate()] + ([best_cb] if best_cb else [])
     last_cb = None
     if paths:
+        # The log row first, then the checkpoint that marks the epoch done: a run killed between the two leaves a
+        # row too many (the resume drops it, _truncate_log) rather than a checkpoint whose epoch has no row.
+        common.append(keras.callbacks.CSVLogger(paths[LOG], append=start > 0))
         last_cb = ResumeCheckpoint(paths[LAST], best=best_cb, extra=extra, saved_epoch=start or None)
         common.append(last_cb)
-        common.append(keras.callbacks.CSVLogger(paths[LOG], append=start > 0))
     if patience is not None:
         common.append(ResumableEarlyStopping(monitor=monitor, mode=mode, patience=patience, initial_best=best,
                                              best_epoch=state.get("best_epoch"), start=start))  # fmt: skip
@@ -308,5 +311,5 @@ def _truncate_log(path, epochs_done):
         return
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
     if len(kept) != len(rows):
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             csv.writer(f).writerows(kept)
