@@ -79,6 +79,44 @@ def test_upsample_is_a_repeat_for_nearest_and_takes_any_size():
         Upsample(0)
 
 
+@pytest.mark.parametrize("coordinates", ["half_pixel", "asymmetric"])
+@pytest.mark.parametrize("source, target", [((3, 5), (6, 10)), ((3, 5), (9, 15)), ((2, 3), (14, 21)), ((5, 7), (11, 13)),
+                                            ((6, 9), (4, 5)), ((4, 4), (4, 4))])  # fmt: skip
+def test_nearest_resize_gradient_is_tensorflows_and_compiles_under_xla(coordinates, source, target):
+    """Training on TensorFlow + XLA: the nearest resize's own gradient op has no XLA kernel; keras_seg's equals it."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's op and its gradient; JAX and PyTorch differentiate gathers")
+    import tensorflow as tf
+
+    from keras_seg.layers.resize import resize
+
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(size=(2, *source, 3)), tf.float32)
+    weights = tf.constant(rng.normal(size=(2, *target, 3)), tf.float32)
+    half_pixel = coordinates == "half_pixel"
+    with tf.GradientTape() as tape:  # TensorFlow's registered gradient, ResizeNearestNeighborGrad
+        tape.watch(x)
+        plain = tf.raw_ops.ResizeNearestNeighbor(images=x, size=target, align_corners=False, half_pixel_centers=half_pixel)
+        loss = tf.reduce_sum(plain * weights)
+    expected = tape.gradient(loss, x).numpy()
+
+    def ours(x, weights):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = resize(x, target, "nearest", coordinates, training=True)
+            loss = tf.reduce_sum(y * weights)
+        return y, tape.gradient(loss, x)
+
+    static = tf.function(ours, jit_compile=True)  # shapes known: an integer upscale sums blocks
+    dynamic = tf.function(ours, jit_compile=True, input_signature=[tf.TensorSpec((None, None, None, 3))] * 2)
+    for fn in (static, dynamic):
+        y, grad = fn(x, weights)
+        if source != target:
+            np.testing.assert_array_equal(y.numpy(), plain.numpy())
+        np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert expected.any()
+
+
 @keras.saving.register_keras_serializable(package="test_layers")
 class UserNet(keras.Model):
     """A user's own subclassed model, made of keras_seg's block layers."""

@@ -95,6 +95,33 @@ def test_training_steps_lower_the_loss(name):
     assert losses[-1] < losses[0], losses
 
 
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_training_steps_under_xla_on_tensorflow_match_the_plain_ones(name):
+    """jit_compile=True is Keras' "auto" on a TensorFlow GPU; a nearest resize's gradient once had no XLA kernel."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("JAX always trains under XLA (the test above); torch.compile is not run on this CPU suite")
+    model = BUILDERS[name](**NO_DROPOUT.get(name, {}))
+    compiled = model.__class__.from_config(model.get_config())
+    compiled.set_weights(model.get_weights())
+    size = 256 if name in SIZES else 32
+    x = images(2, size, size)
+    y = np.ones((2, size, size), "int32")
+    y[:, size // 2 :] = 2
+    before = model.get_weights()
+    losses, updates = {}, {}
+    for jit, net in ((False, model), (True, compiled)):  # one SGD step at lr 1 from the same weights: w - gradient
+        net.compile(optimizer=keras.optimizers.SGD(1.0), loss=keras_seg.losses.CrossEntropyLoss(), jit_compile=jit)
+        losses[jit] = float(net.train_on_batch(x, y))
+        updates[jit] = [w - w0 for w, w0 in zip(net.get_weights(), before)]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    # One step, not several: a tiny MAnet's loss moves 1 % when its weights move 1e-6 (chaotic), so losses of
+    # later steps compare the two compilers' rounding, amplified, rather than the gradients.
+    scale = max(np.abs(u).max() for u in updates[False])  # the largest gradient entry; a wrong one is that size
+    for plain, xla in zip(updates[False], updates[True]):
+        np.testing.assert_allclose(xla, plain, rtol=1e-2, atol=1e-4 * scale)
+    assert scale > 0
+
+
 @pytest.mark.parametrize("name", ["unet_classic", "deeplabv3plus"])
 def test_mixed_precision_gives_float32_logits(name):
     keras.config.set_dtype_policy("mixed_bfloat16")

@@ -22,6 +22,12 @@ computes what its PyTorch original computes:
 On TensorFlow each is one native resize op (so an export is one ``RESIZE_BILINEAR`` /
 ``RESIZE_NEAREST_NEIGHBOR`` in TFLite, one ``Resize`` in ONNX); on JAX and PyTorch
 ``"align_corners"`` and ``"asymmetric"`` gather the source rows and columns (``keras.ops``).
+
+Training on TensorFlow with XLA (``jit_compile=True``, and Keras' ``"auto"`` on a GPU): XLA has no
+kernel for ``ResizeNearestNeighborGrad``, the gradient TensorFlow registers for its nearest resize, so a
+U-Net's training step would not compile. With ``training=True`` (what ``fit`` passes) the nearest
+resize keeps its forward op and takes its gradient from :func:`nearest_gradient` (sums over the
+source pixels, XLA-compatible); inference graphs and exports are unchanged.
 """
 
 import keras
@@ -41,13 +47,16 @@ def check_resize(interpolation, coordinates):
                          f"{'bilinear' if coordinates == 'align_corners' else 'nearest'} interpolation, not {interpolation!r}.")  # fmt: skip
 
 
-def resize(x, size, interpolation="bilinear", coordinates="half_pixel"):
-    """``x`` (B, H, W, C) resized to ``size`` (H', W'): Python ints, or tensors in a TensorFlow graph."""
+def resize(x, size, interpolation="bilinear", coordinates="half_pixel", training=False):
+    """``x`` (B, H, W, C) resized to ``size`` (H', W'): Python ints, or tensors in a TensorFlow graph.
+
+    ``training``: on TensorFlow, give the nearest resize a gradient that XLA compiles (see the module).
+    """
     static = all(isinstance(d, int) for d in size)
     if static and tuple(x.shape[1:3]) == tuple(size):
         return x
     if keras.backend.backend() == "tensorflow":
-        return _resize_tensorflow(x, size, interpolation, coordinates)
+        return _resize_tensorflow(x, size, interpolation, coordinates, training)
     if coordinates == "half_pixel":
         return ops.image.resize(x, size, interpolation=interpolation)
     shape = ops.shape(x)
@@ -58,18 +67,60 @@ def resize(x, size, interpolation="bilinear", coordinates="half_pixel"):
     return _lerp_axis(x, shape[2], size[1], axis=2)
 
 
-def _resize_tensorflow(x, size, interpolation, coordinates):
+def _resize_tensorflow(x, size, interpolation, coordinates, training=False):
     import tensorflow as tf
 
-    if coordinates == "half_pixel":
-        method = "bilinear" if interpolation == "bilinear" else "nearest"
-        return tf.cast(tf.image.resize(x, size, method=method), x.dtype)
-    size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
     if interpolation == "nearest":
-        y = tf.raw_ops.ResizeNearestNeighbor(images=x, size=size, align_corners=False, half_pixel_centers=False)
-    else:
-        y = tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
+        size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
+        half_pixel = coordinates == "half_pixel"
+
+        def nearest(t):  # tf.image.resize(method="nearest") is this op with half_pixel_centers=True
+            return tf.raw_ops.ResizeNearestNeighbor(images=t, size=size, align_corners=False,
+                                                    half_pixel_centers=half_pixel)  # fmt: skip
+
+        if not training:
+            return nearest(x)
+
+        @tf.custom_gradient
+        def differentiable(t):
+            return nearest(t), lambda dy: nearest_gradient(dy, tf.shape(t)[1:3], nearest)
+
+        return differentiable(x)
+    if coordinates == "half_pixel":
+        return tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
+    size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
+    y = tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
     return tf.cast(y, x.dtype)
+
+
+def nearest_gradient(dy, source_size, nearest):
+    """The gradient of a nearest-neighbour resize (TensorFlow): each source pixel sums the output pixels it fed.
+
+    ``dy`` (B, H', W', C) is the gradient of the output, ``source_size`` the input's (H, W) and ``nearest``
+    the forward resize, a function of a (B, H, W, C) tensor. Nearest resizing is separable and picks
+    one source row per output row and one source column per output column; which ones is read off
+    ``nearest`` itself, applied to the row and column indices, so the gradient matches the forward op's
+    coordinate convention exactly. An integer upscale known statically (a U-Net's 2x) sums s x t
+    blocks; any other ratio sums segments. Both compile under XLA, unlike ``ResizeNearestNeighborGrad``.
+    """
+    import tensorflow as tf
+
+    height, width = dy.shape[1], dy.shape[2]
+    src_h, src_w = (tf.get_static_value(v) for v in tf.unstack(source_size))
+    if None not in (height, width, src_h, src_w) and height % src_h == 0 and width % src_w == 0:
+        s, t = height // src_h, width // src_w
+        blocks = tf.reshape(dy, [-1, src_h, s, src_w, t, tf.shape(dy)[-1]])
+        return tf.reduce_sum(blocks, axis=[2, 4])
+    src_h, src_w = source_size[0], source_size[1]
+    # One-channel images of the row and of the column indices (exact as float32 below 2**24), resized
+    # by the forward op: the source row of every output row, the source column of every output column.
+    rows_image = tf.broadcast_to(tf.reshape(tf.range(src_h, dtype=tf.float32), [1, -1, 1, 1]), [1, src_h, src_w, 1])
+    cols_image = tf.broadcast_to(tf.reshape(tf.range(src_w, dtype=tf.float32), [1, 1, -1, 1]), [1, src_h, src_w, 1])
+    rows = tf.cast(nearest(rows_image)[0, :, 0, 0], tf.int32)
+    cols = tf.cast(nearest(cols_image)[0, 0, :, 0], tf.int32)
+    g = tf.math.unsorted_segment_sum(tf.transpose(dy, [1, 0, 2, 3]), rows, src_h)  # (H, B, W', C)
+    g = tf.math.unsorted_segment_sum(tf.transpose(g, [2, 1, 0, 3]), cols, src_w)  # (W, B, H, C)
+    return tf.transpose(g, [1, 2, 0, 3])
 
 
 def _floor_index(length, target):
@@ -107,12 +158,12 @@ class ResizeLike(keras.layers.Layer):
         self.interpolation = interpolation
         self.coordinates = coordinates
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         x, reference = inputs
         static_x, static_ref = tuple(x.shape[1:3]), tuple(reference.shape[1:3])
         if None not in static_x and static_x == static_ref:
             return x
-        return resize(x, ops.shape(reference)[1:3], self.interpolation, self.coordinates)
+        return resize(x, ops.shape(reference)[1:3], self.interpolation, self.coordinates, bool(training))
 
     def compute_output_shape(self, input_shape):
         x_shape, ref_shape = input_shape
@@ -145,14 +196,15 @@ class Upsample(keras.layers.Layer):
         self.interpolation = interpolation
         self.coordinates = coordinates
 
-    def call(self, x):
+    def call(self, x, training=None):
         if self.scale == 1:
             return x
         height, width = x.shape[1:3]
         if height is None or width is None:
             shape = ops.shape(x)
             height, width = shape[1], shape[2]
-        return resize(x, (height * self.scale, width * self.scale), self.interpolation, self.coordinates)
+        return resize(x, (height * self.scale, width * self.scale), self.interpolation, self.coordinates,
+                      bool(training))  # fmt: skip
 
     def compute_output_shape(self, input_shape):
         scaled = [None if d is None else d * self.scale for d in input_shape[1:3]]
