@@ -240,3 +240,40 @@ def test_an_smp_model_measures_in_a_tensorflow_child():
     row = runner.run_one(cfg, timeout=600)
     assert "error" not in row, row.get("error")
     assert row["weights"] == "smp seed 0" and row["predict"]["latency_ms"] > 0
+
+
+def _step_profile():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "step_profile.py")
+    spec = importlib.util.spec_from_file_location("step_profile", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_profile_puts_torch_ops_in_the_kind_of_their_outermost_call():
+    sp = _step_profile()
+    kind = sp._torch_kind
+    assert kind(["aten::conv2d", "aten::convolution", "aten::mkldnn_convolution"]) == "convolution"
+    assert kind(["autograd::engine::evaluate_function: ConvolutionBackward0", "aten::convolution_backward"]) == "convolution"
+    assert kind(["aten::batch_norm", "aten::native_batch_norm", "aten::add"]) == "batchnorm"  # BN's own add
+    assert kind(["autograd::engine::evaluate_function: AddBackward0"]) == "add (residual)"
+    assert kind(["aten::add_"]) == "add (residual)"
+    assert kind(["Optimizer.step#AdamW.step", "aten::mul_"]) == "optimizer"
+    assert kind(["aten::cross_entropy_loss", "aten::log_softmax", "aten::_log_softmax"]) == "loss"
+    assert kind(["aten::upsample_nearest2d"]) == "upsample" and kind(["aten::cat"]) == "concatenate"
+    assert kind(["aten::empty"]) == "other"
+
+
+def test_step_profile_table_adds_kinds_and_the_time_outside_kernels():
+    sp = _step_profile()
+    smp = {"kinds_ms": dict.fromkeys(sp.KINDS, 0.0), "wall_ms": 12.0}
+    tf_ = {"kinds_ms": dict.fromkeys(sp.KINDS, 0.0), "wall_ms": 30.0}
+    smp["kinds_ms"].update(convolution=8.0, batchnorm=2.0)
+    tf_["kinds_ms"].update(convolution=12.0, batchnorm=8.0)
+    rows = {line.split(" | ")[0].strip("| "): line for line in sp.table(smp, tf_).splitlines()}
+    assert rows["convolution"] == "| convolution | 8.0 | 12.0 | +4.0 | 1.50 |"
+    assert rows["batchnorm"] == "| batchnorm | 2.0 | 8.0 | +6.0 | 4.00 |"
+    assert rows["all kernels"] == "| all kernels | 10.0 | 20.0 | +10.0 | 2.00 |"
+    assert rows["outside kernels (wall − kernels)"] == "| outside kernels (wall − kernels) | 2.0 | 10.0 | +8.0 | 5.00 |"

@@ -83,7 +83,8 @@ def _resize_tensorflow(x, size, interpolation, coordinates, training=False):
 
         @tf.custom_gradient
         def differentiable(t):
-            return nearest(t), lambda dy: nearest_gradient(dy, tf.shape(t)[1:3], nearest)
+            y = nearest(t)
+            return y, lambda dy: nearest_gradient(tf.ensure_shape(dy, y.shape), t, nearest)
 
         return differentiable(x)
     if coordinates == "half_pixel":
@@ -93,11 +94,11 @@ def _resize_tensorflow(x, size, interpolation, coordinates, training=False):
     return tf.cast(y, x.dtype)
 
 
-def nearest_gradient(dy, source_size, nearest):
+def nearest_gradient(dy, source, nearest):
     """The gradient of a nearest-neighbour resize (TensorFlow): each source pixel sums the output pixels it fed.
 
-    ``dy`` (B, H', W', C) is the gradient of the output, ``source_size`` the input's (H, W) and ``nearest``
-    the forward resize, a function of a (B, H, W, C) tensor. Nearest resizing is separable and picks
+    ``dy`` (B, H', W', C) is the gradient of the output, ``source`` the resize's input (B, H, W, C) and
+    ``nearest`` the forward resize, a function of a (B, H, W, C) tensor. Nearest resizing is separable and picks
     one source row per output row and one source column per output column; which ones is read off
     ``nearest`` itself, applied to the row and column indices, so the gradient matches the forward op's
     coordinate convention exactly. An integer upscale known statically (a U-Net's 2x) sums s x t
@@ -106,12 +107,12 @@ def nearest_gradient(dy, source_size, nearest):
     import tensorflow as tf
 
     height, width = dy.shape[1], dy.shape[2]
-    src_h, src_w = (tf.get_static_value(v) for v in tf.unstack(source_size))
+    src_h, src_w = source.shape[1], source.shape[2]
     if None not in (height, width, src_h, src_w) and height % src_h == 0 and width % src_w == 0:
         s, t = height // src_h, width // src_w
         blocks = tf.reshape(dy, [-1, src_h, s, src_w, t, tf.shape(dy)[-1]])
         return tf.reduce_sum(blocks, axis=[2, 4])
-    src_h, src_w = source_size[0], source_size[1]
+    src_h, src_w = tf.shape(source)[1], tf.shape(source)[2]
     # One-channel images of the row and of the column indices (exact as float32 below 2**24), resized
     # by the forward op: the source row of every output row, the source column of every output column.
     rows_image = tf.broadcast_to(tf.reshape(tf.range(src_h, dtype=tf.float32), [1, -1, 1, 1]), [1, src_h, src_w, 1])
