@@ -117,6 +117,33 @@ def test_nearest_resize_gradient_is_tensorflows_and_compiles_under_xla(coordinat
     assert expected.any()
 
 
+def test_nearest_gradient_of_a_static_integer_upscale_is_a_block_sum():
+    """A U-Net's 2x upsamples have static sizes: their gradient needs no segment sums (6.5 ms a step once)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the TensorFlow graph's ops")
+    import tensorflow as tf
+
+    from keras_seg.layers import ResizeLike, Upsample
+
+    conv = keras.layers.Conv2D(3, 1)
+    inputs, skip = keras.Input((4, 6, 3)), keras.Input((8, 12, 2))
+    model = keras.Model([inputs, skip], ResizeLike("nearest")([Upsample(2)(conv(inputs)), skip]))
+
+    def op_types(signature):
+        @tf.function(input_signature=signature)
+        def step(x, s):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(model([x, s], training=True))
+            return tape.gradient(loss, conv.kernel)
+
+        return {op.type for op in step.get_concrete_function().graph.get_operations()}
+
+    static = op_types([tf.TensorSpec((2, 4, 6, 3)), tf.TensorSpec((2, 8, 12, 2))])
+    assert "UnsortedSegmentSum" not in static and "ResizeNearestNeighborGrad" not in static
+    dynamic = op_types([tf.TensorSpec((None, None, None, 3)), tf.TensorSpec((None, None, None, 2))])
+    assert "UnsortedSegmentSum" in dynamic and "ResizeNearestNeighborGrad" not in dynamic
+
+
 @keras.saving.register_keras_serializable(package="test_layers")
 class UserNet(keras.Model):
     """A user's own subclassed model, made of keras_seg's block layers."""
