@@ -29,6 +29,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,7 +174,9 @@ def _tensorflow_side(args):
     tf.profiler.experimental.stop()
     kinds = dict.fromkeys(KINDS, 0.0)
     ops = {}
-    for op_name, op_type, us in _xspace_kernels(logdir):
+    kernels = _xspace_kernels(logdir)
+    shutil.rmtree(logdir, ignore_errors=True)
+    for op_name, op_type, us in kernels:
         # Scopes carry the layer's name, suffixed "_1" when TensorFlow re-enters it ("layer3_0_conv1_1").
         parts = [p for part in reversed(op_name.split("/")) for p in (part, re.sub(r"_\d+$", "", part))]
         kind = next((layer_kind[p] for p in parts if p in layer_kind), None)

@@ -70,8 +70,8 @@ def resize(x, size, interpolation="bilinear", coordinates="half_pixel", training
 def _resize_tensorflow(x, size, interpolation, coordinates, training=False):
     import tensorflow as tf
 
+    size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
     if interpolation == "nearest":
-        size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
         half_pixel = coordinates == "half_pixel"
 
         def nearest(t):  # tf.image.resize(method="nearest") is this op with half_pixel_centers=True
@@ -89,7 +89,6 @@ def _resize_tensorflow(x, size, interpolation, coordinates, training=False):
         return differentiable(x)
     if coordinates == "half_pixel":
         return tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
-    size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
     y = tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
     return tf.cast(y, x.dtype)
 
