@@ -34,6 +34,7 @@ from keras_seg.encoders.base import Encoder, level_key
 from keras_seg.encoders.mit import MIT_ENCODERS
 from keras_seg.encoders.mobilenetv3 import MOBILENETS
 from keras_seg.encoders.resnet import RESNETS
+from keras_seg.layers.conv import Conv2D, DepthwiseConv2D
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
 
@@ -97,6 +98,7 @@ _STRIDED = (
 )
 _KERNEL = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 _GLOBAL = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+_SKIPPING = {keras.layers.Conv2D: Conv2D, keras.layers.DepthwiseConv2D: DepthwiseConv2D}
 
 
 def list_encoders():
@@ -235,8 +237,12 @@ def dilate(model, output_stride):
 
     def clone(layer):
         config = layer.get_config()
-        config.update(changes.get(layer.name, {}))
-        return layer.__class__.from_config(config)
+        update = changes.get(layer.name, {})
+        config.update(update)
+        cls = layer.__class__
+        if "dilation_rate" in update:  # keras_seg's drop-in subclasses skip the taps that read only padding
+            cls = _SKIPPING.get(cls, cls)
+        return cls.from_config(config)
 
     dilated = keras.models.clone_model(model, clone_function=clone)
     for old, new in zip(model.layers, dilated.layers):

@@ -35,6 +35,7 @@ import keras
 from keras import ops
 
 from keras_seg.encoders.base import Encoder, level_key
+from keras_seg.layers.conv import DepthwiseConv2D
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
 
@@ -235,7 +236,7 @@ def transformer_block(x, hidden, num_heads, sr_ratio, drop_path, *, name, mlp_ra
 
     h = _layer_norm(f"{name}_norm2", epsilon)(x)
     h = layers.Dense(hidden * mlp_ratio, name=f"{name}_mlp_fc1")(h)
-    h = layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation, name=f"{name}_mlp_dwconv")(h)
+    h = DepthwiseConv2D(3, padding="same", dilation_rate=dilation, name=f"{name}_mlp_dwconv")(h)
     h = GELU(approximate=False, name=f"{name}_mlp_gelu")(h)
     h = layers.Dense(hidden, name=f"{name}_mlp_fc2")(h)
     return layers.Add(name=f"{name}_add2")([x, DropPath(drop_path, name=f"{name}_drop_path2")(h)])

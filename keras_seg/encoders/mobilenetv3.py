@@ -26,6 +26,7 @@ from typing import NamedTuple
 import keras
 
 from keras_seg.encoders.base import Encoder, level_key, load_weights_file
+from keras_seg.layers.conv import DepthwiseConv2D
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.utils import naming
 
@@ -70,7 +71,7 @@ def _conv_bn(x, filters, kernel, stride=1, dilation=1, groups=False, activation=
     pad = (kernel - 1) // 2 * dilation
     if pad:
         x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    conv = layers.DepthwiseConv2D if groups else layers.Conv2D
+    conv = DepthwiseConv2D if groups else layers.Conv2D
     args = {} if groups else {"filters": filters}
     x = conv(kernel_size=kernel, strides=stride, dilation_rate=dilation, use_bias=False, name=f"{name}_0", **args)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_1")(x)

@@ -10,12 +10,13 @@ from keras_seg.layers.blocks import (
     SegmentationHead, aspp,
     conv_bn_act, double_conv, fpn_block, pyramid_pooling, segmentation_head,
 )  # fmt: skip
+from keras_seg.layers.conv import Conv2D, DepthwiseConv2D
 from keras_seg.layers.preprocessing import ImagePreprocessing
 from keras_seg.layers.resize import ResizeLike, Upsample
 from keras_seg.layers.upsample import Conv2DTranspose, ReLUAfterTransposeConv
 
 __all__ = [
-    "ASPP", "AdaptiveAveragePooling2D", "Conv2DTranspose", "ConvBNAct", "DoubleConv", "FPNBlock", "GroupNormalization",
+    "ASPP", "AdaptiveAveragePooling2D", "Conv2D", "Conv2DTranspose", "ConvBNAct", "DepthwiseConv2D", "DoubleConv", "FPNBlock", "GroupNormalization",
     "ImagePreprocessing", "PyramidPooling", "ReLUAfterTransposeConv", "ResizeLike", "SegmentationHead", "Upsample", "aspp", "conv_bn_act", "double_conv", "fpn_block",
     "pyramid_pooling", "segmentation_head",
 ]  # fmt: skip

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_seg.layers.conv import Conv2D, DepthwiseConv2D
 from keras_seg.layers.resize import ResizeLike, Upsample
 
 layers = keras.layers
@@ -36,11 +37,11 @@ def _conv_bn_act_parts(filters, kernel_size, name, dilation_rate=1, separable=Fa
         raise ValueError(f"norm={norm!r} is not supported; expected one of {NORMS}.")
     parts = []
     if separable and kernel_size > 1:
-        parts.append(layers.DepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False,
+        parts.append(DepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False,
                                             name=f"{name}_depthwise"))  # fmt: skip
         parts.append(layers.Conv2D(filters, 1, use_bias=use_bias, name=f"{name}_pointwise"))
     else:
-        parts.append(layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=use_bias,
+        parts.append(Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=use_bias,
                                    name=f"{name}_conv"))  # fmt: skip
     if norm == "batch":
         parts.append(layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn"))
