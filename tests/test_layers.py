@@ -79,6 +79,32 @@ def test_upsample_is_a_repeat_for_nearest_and_takes_any_size():
         Upsample(0)
 
 
+def _against_tensorflows_gradient(op, interpolation, coordinates, source, target, seed):
+    """Random ``x`` and loss weights, TensorFlow's ``op(x)`` and its registered gradient of ``sum(op(x) * weights)``,
+    and ``ours(x, weights)``: keras_seg's training-mode resize and its gradient, to trace as a tf.function."""
+    import tensorflow as tf
+
+    from keras_seg.layers.resize import resize
+
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(size=(2, *source, 3)), tf.float32)
+    weights = tf.constant(rng.normal(size=(2, *target, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        plain = op(x)
+        loss = tf.reduce_sum(plain * weights)
+    expected = tape.gradient(loss, x).numpy()
+
+    def ours(x, weights):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = resize(x, target, interpolation, coordinates, training=True)
+            loss = tf.reduce_sum(y * weights)
+        return y, tape.gradient(loss, x)
+
+    return x, weights, plain, expected, ours
+
+
 @pytest.mark.parametrize("coordinates", ["half_pixel", "asymmetric"])
 @pytest.mark.parametrize("source, target", [((3, 5), (6, 10)), ((3, 5), (9, 15)), ((2, 3), (14, 21)), ((5, 7), (11, 13)),
                                             ((6, 9), (4, 5)), ((4, 4), (4, 4)), ((2, 3), (50, 75)), ((2, 2), (22, 22))])  # fmt: skip
@@ -88,26 +114,12 @@ def test_nearest_resize_gradient_is_tensorflows_and_compiles_under_xla(coordinat
         pytest.skip("TensorFlow's op and its gradient; JAX and PyTorch differentiate gathers")
     import tensorflow as tf
 
-    from keras_seg.layers.resize import resize
-
-    rng = np.random.default_rng(5)
-    x = tf.constant(rng.normal(size=(2, *source, 3)), tf.float32)
-    weights = tf.constant(rng.normal(size=(2, *target, 3)), tf.float32)
     half_pixel = coordinates == "half_pixel"
-    with tf.GradientTape() as tape:  # TensorFlow's registered gradient, ResizeNearestNeighborGrad
-        tape.watch(x)
-        plain = tf.raw_ops.ResizeNearestNeighbor(images=x, size=target, align_corners=False, half_pixel_centers=half_pixel)
-        loss = tf.reduce_sum(plain * weights)
-    expected = tape.gradient(loss, x).numpy()
-
-    def ours(x, weights):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = resize(x, target, "nearest", coordinates, training=True)
-            loss = tf.reduce_sum(y * weights)
-        return y, tape.gradient(loss, x)
-
-    static = tf.function(ours, jit_compile=True)  # shapes known: an integer upscale sums blocks
+    x, weights, plain, expected, ours = _against_tensorflows_gradient(  # ResizeNearestNeighborGrad
+        lambda x: tf.raw_ops.ResizeNearestNeighbor(images=x, size=target, align_corners=False, half_pixel_centers=half_pixel),
+        "nearest", coordinates, source, target, seed=5)  # fmt: skip
+    # static: shapes known, an integer upscale sums blocks
+    static = tf.function(ours, jit_compile=True)
     dynamic = tf.function(ours, jit_compile=True, input_signature=[tf.TensorSpec((None, None, None, 3))] * 2)
     for fn in (static, dynamic):
         y, grad = fn(x, weights)
@@ -118,6 +130,28 @@ def test_nearest_resize_gradient_is_tensorflows_and_compiles_under_xla(coordinat
         terms = -(-target[0] // source[0]) * -(-target[1] // source[1])
         np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6, atol=1e-6 * max(terms, 1))
     assert expected.any()
+
+
+@pytest.mark.parametrize("source, target", [((8, 8), (32, 32)), ((32, 32), (128, 128)), ((1, 1), (5, 7)),
+                                            ((7, 5), (3, 9)), ((6, 6), (1, 1)), ((13, 9), (50, 31))])  # fmt: skip
+def test_align_corners_resize_gradient_is_tensorflows_and_compiles_under_xla(source, target):
+    """XLA compiles TensorFlow's align-corners resize and gradient to slow (and at 13x9 -> 50x31 wrong) code;
+    keras_seg's matrix form, under XLA too, equals TensorFlow's op and its registered gradient."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's op and its gradient; JAX and PyTorch differentiate gathers")
+    import tensorflow as tf
+
+    x, weights, plain, expected, ours = _against_tensorflows_gradient(
+        lambda x: tf.raw_ops.ResizeBilinear(images=x, size=target, align_corners=True, half_pixel_centers=False),
+        "bilinear", "align_corners", source, target, seed=6)  # fmt: skip
+    static = tf.function(ours, jit_compile=True)
+    dynamic = tf.function(ours, jit_compile=True, input_signature=[tf.TensorSpec((None, None, None, 3))] * 2)
+    for fn in (static, dynamic, tf.function(ours)):
+        y, grad = fn(x, weights)
+        np.testing.assert_allclose(y.numpy(), plain.numpy(), rtol=1e-6, atol=1e-6)
+        terms = (-(-target[0] // source[0]) + 1) * (-(-target[1] // source[1]) + 1)
+        np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-5, atol=2e-6 * terms)
+    assert np.abs(expected).max() > 0.1
 
 
 def test_nearest_gradient_of_a_static_integer_upscale_is_a_block_sum():
