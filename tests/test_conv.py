@@ -31,12 +31,12 @@ CASES = [  # class, kernel, dilation, height x width, padding
 ]
 
 
-def _layers(kind, kernel, dilation, padding):
+def _layers(kind, kernel, dilation, padding, **extra):
     if kind == "conv":
         args = dict(filters=4, kernel_size=kernel, dilation_rate=dilation, padding=padding, activation="relu")
         return keras.layers.Conv2D(**args), Conv2D(**args)
     args = dict(kernel_size=kernel, dilation_rate=dilation, padding=padding, depth_multiplier=2, use_bias=True,
-                activation="relu")  # fmt: skip
+                activation="relu", **extra)  # fmt: skip
     return keras.layers.DepthwiseConv2D(**args), DepthwiseConv2D(**args)
 
 
@@ -112,3 +112,19 @@ def test_aspp_and_dilated_encoders_use_them():
     y = keras.layers.Conv2D(4, 3, padding="same", name="after")(y)
     dilated = dilate(keras.Model(inputs, y), output_stride=1)
     assert type(dilated.get_layer("after")) is Conv2D and dilated.get_layer("after").dilation_rate == (2, 2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_jax_on_the_cpu_sums_the_taps_of_float32_depthwise_convs(monkeypatch, dtype):
+    from keras_seg.layers import conv
+
+    calls = []
+    original = conv._depthwise_as_taps
+    monkeypatch.setattr(conv, "_depthwise_as_taps", lambda *a: calls.append(1) or original(*a))
+    ref, new = _layers("depthwise", 3, 2, "same", dtype=dtype)  # the layers compute in dtype
+    x = np.random.default_rng(3).normal(size=(1, 9, 11, 3)).astype(dtype)
+    for layer in (ref, new):
+        layer.build(x.shape)
+    new.set_weights(ref.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(new(x)), keras.ops.convert_to_numpy(ref(x)), atol=1e-2)
+    assert len(calls) == (keras.backend.backend() == "jax" and conv._jax_cpu() and dtype == "float32")

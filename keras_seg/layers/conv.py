@@ -10,10 +10,11 @@ size keeps the full kernel), so the output and every gradient are the same numbe
 dropped taps' gradients are zeros either way). It matters most under XLA: TensorFlow + XLA trained
 DeepLabV3+ at 9.5x SMP's step time, ~2 s of it in these convolutions (benchmarks/RESULTS.md).
 
-On JAX, a stride-1 depthwise convolution ("same" or "valid") is also computed as the sum of its shifted,
-per-channel-scaled taps: XLA's CPU depthwise convolution and its gradient are 8-10x slower than
-that sum on these shapes (measured in benchmarks/RESULTS.md). Other backends keep their depthwise
-kernel (TensorFlow's is faster than the sum; its slicing gradients are not).
+On JAX on the CPU, a float32 stride-1 depthwise convolution ("same" or "valid") is also computed as
+the sum of its shifted, per-channel-scaled taps: XLA's CPU depthwise convolution and its gradient are
+8-10x slower than that sum on these shapes (measured in benchmarks/RESULTS.md). Other backends, JAX on
+a GPU (not measured) and 16-bit inputs (the sum would accumulate in 16 bits) keep the depthwise kernel
+(TensorFlow's is faster than the sum; its slicing gradients are not).
 
 Both keep Keras' class names on purpose: a ``.keras`` file stores each layer's weights under its
 class name in snake case, so models saved with ``keras.layers.Conv2D`` load into these unchanged,
@@ -67,6 +68,15 @@ class Conv2D(_SkipsUnreadTaps, keras.layers.Conv2D):
                         data_format=self.data_format)  # fmt: skip
 
 
+def _jax_cpu():
+    """JAX on the CPU: where the sum of taps was measured faster (a GPU keeps XLA's depthwise kernel)."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def _depthwise_as_taps(inputs, kernel, dilation, padding):
     """A stride-1 depthwise convolution of channels-last ``inputs`` (``"valid"``, or ``"same"`` with an odd
     kernel) as a sum of shifted taps."""
@@ -95,7 +105,7 @@ class DepthwiseConv2D(_SkipsUnreadTaps, keras.layers.DepthwiseConv2D):
 
     def call(self, inputs):
         static = all(n is not None for n in inputs.shape[1:])
-        as_taps = keras.backend.backend() == "jax" and static and self._stride_one()
+        as_taps = _jax_cpu() and static and self._stride_one() and inputs.dtype == "float32"
         as_taps &= self.padding == "valid" or self._trimmable()
         if not (as_taps or self._trimmable()):
             return super().call(inputs)
