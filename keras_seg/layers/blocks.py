@@ -38,11 +38,11 @@ def _conv_bn_act_parts(filters, kernel_size, name, dilation_rate=1, separable=Fa
     parts = []
     if separable and kernel_size > 1:
         parts.append(DepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False,
-                                            name=f"{name}_depthwise"))  # fmt: skip
+                                     name=f"{name}_depthwise"))  # fmt: skip
         parts.append(layers.Conv2D(filters, 1, use_bias=use_bias, name=f"{name}_pointwise"))
     else:
         parts.append(Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=use_bias,
-                                   name=f"{name}_conv"))  # fmt: skip
+                            name=f"{name}_conv"))  # fmt: skip
     if norm == "batch":
         parts.append(layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn"))
     elif norm == "group":
